@@ -1,0 +1,96 @@
+"""``requires_auth``, ``requires_scope``, ``requires_role`` and the ``current_token`` proxy.
+
+The decorators are thin: each calls :func:`authenticate_request` and then checks what
+it needs of the token. They work on plain, async and blueprint views alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast, overload
+
+from flask import current_app, g
+from werkzeug.local import LocalProxy
+
+from .errors import InsufficientScope, MissingRole
+from .extension import TOKEN_ATTR, authenticate_request
+from .token import Token
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _current_token() -> Token:
+    token: Token | None = g.get(TOKEN_ATTR) if g else None
+    if token is None:
+        raise RuntimeError("current_token is only available inside a protected view.")
+    return token
+
+
+#: The validated :class:`~flask_authflow.token.Token` of the current request.
+current_token: Token = cast(Token, LocalProxy(_current_token))
+
+
+def _protect(view: F, check: Callable[[Token], None] | None = None) -> F:
+    @wraps(view)
+    def protected(*args: Any, **kwargs: Any) -> Any:
+        token = authenticate_request()
+        if check is not None:
+            check(token)
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, protected)
+
+
+@overload
+def requires_auth(view: F) -> F: ...
+@overload
+def requires_auth(view: None = None) -> Callable[[F], F]: ...
+
+
+def requires_auth(view: F | None = None) -> F | Callable[[F], F]:
+    """Require a valid bearer token; works as ``@requires_auth`` and ``@requires_auth()``."""
+    if view is None:
+        return _protect
+    return _protect(view)
+
+
+def requires_scope(*scopes: str) -> Callable[[F], F]:
+    """Require a valid token that grants every one of ``scopes`` (else 403)."""
+    _check_names("requires_scope", scopes)
+    needed = frozenset(scopes)
+
+    def check(token: Token) -> None:
+        if not needed <= token.scopes:
+            raise InsufficientScope()
+
+    return _decorator("requires_scope", needed, check)
+
+
+def requires_role(*roles: str) -> Callable[[F], F]:
+    """Require a valid token that carries at least one of ``roles`` (else 403)."""
+    _check_names("requires_role", roles)
+    accepted = frozenset(roles)
+
+    def check(token: Token) -> None:
+        if accepted.isdisjoint(token.roles):
+            raise MissingRole()
+
+    return _decorator("requires_role", accepted, check)
+
+
+def _decorator(name: str, names: frozenset[str], check: Callable[[Token], None]) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        if not names:
+            raise TypeError(f"{name}() needs at least one name, e.g. @{name}('admin').")
+        return _protect(view, check)
+
+    return decorate
+
+
+def _check_names(name: str, values: tuple[Any, ...]) -> None:
+    if any(not isinstance(value, str) or not value for value in values):
+        raise TypeError(
+            f"{name} takes names as strings, e.g. @{name}('read:messages'), "
+            "not a view: it cannot be used bare."
+        )

@@ -1,0 +1,166 @@
+"""The Flask layer: :class:`AuthFlow`, its per-app state, the routing hook and error handler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from flask_caching import Cache
+
+from .authenticator import Authenticator
+from .cli import user_jwts_cli
+from .config import ConfigurationError, Settings, load_settings
+from .errors import AuthError
+from .jwks import CacheBackend
+from .schemes import build_schemes
+from .token import Token
+from .user_secrets import UserSecretsError, ensure_outside_source_tree
+
+EXTENSION_KEY = "authflow"
+#: Where the routing step leaves its outcome on ``g``.
+ROUTED_ATTR = "_authflow_routed"
+#: Where the validated token is kept on ``g`` for the rest of the request.
+TOKEN_ATTR = "_authflow_token"
+
+ErrorRenderer = Callable[[AuthError], ResponseReturnValue]
+R = TypeVar("R", bound=ErrorRenderer)
+
+
+def default_error_response(error: AuthError) -> ResponseReturnValue:
+    """The error contract's response: status, JSON body and headers of ``error``."""
+    return jsonify(error.body()), error.status_code, error.headers()
+
+
+@dataclass(frozen=True)
+class AuthFlowState:
+    """What :meth:`AuthFlow.init_app` keeps for one app in ``app.extensions["authflow"]``."""
+
+    extension: AuthFlow
+    settings: Settings
+    authenticator: Authenticator
+    cache: Cache
+
+
+class AuthFlow:
+    """JWT bearer authentication for a Flask app.
+
+    :param app: the app to initialise now; or call :meth:`init_app` later (one
+        ``AuthFlow`` may serve several apps).
+    :param cache: a ``flask_caching.Cache`` to keep the signing keys in. Used as it is
+        when already initialised on the app, otherwise initialised with the
+        ``AUTHFLOW_CACHE_*`` settings. Without one, each app gets its own cache built
+        from those settings (``SimpleCache`` by default).
+    :param clock: seconds since the epoch; tests may pass a controllable one.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        cache: Cache | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cache = cache
+        self._clock = clock
+        self._render_error: ErrorRenderer = default_error_response
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read and validate the ``AUTHFLOW_*`` configuration and set up ``app``.
+
+        :raises RuntimeError: when ``app`` was already initialised.
+        :raises ConfigurationError: when a setting is wrong; the message names the key.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("Flask-AuthFlow is already initialised on this app.")
+        settings = load_settings(app.config, app_name=app.name, debug=app.debug)
+        if settings.is_development:
+            try:
+                ensure_outside_source_tree(settings.user_secrets_dir, app.root_path)
+            except UserSecretsError as exc:
+                raise ConfigurationError(f"AUTHFLOW_USER_SECRETS_DIR: {exc}") from exc
+        cache = self._cache_for(app, settings)
+        backend: CacheBackend = app.extensions["cache"][cache]
+        schemes = build_schemes(settings, backend, clock=self._clock)
+        app.extensions[EXTENSION_KEY] = AuthFlowState(
+            extension=self,
+            settings=settings,
+            authenticator=Authenticator(schemes, clock=self._clock),
+            cache=cache,
+        )
+        app.before_request(_route_request)
+        app.register_error_handler(AuthError, _render_auth_error)
+        if "user-jwts" not in app.cli.commands:
+            app.cli.add_command(user_jwts_cli)
+
+    def error_response(self, renderer: R) -> R:
+        """Register a function that turns an :class:`AuthError` into a response.
+
+        Use it as a decorator; the function receives the error (its ``status_code``,
+        ``body()`` and ``headers()`` give the documented response) and returns any
+        Flask response value::
+
+            @auth.error_response
+            def problem_json(error):
+                return {"title": error.reason}, error.status_code, error.headers()
+        """
+        self._render_error = renderer
+        return renderer
+
+    def _cache_for(self, app: Flask, settings: Settings) -> Cache:
+        cache = self._cache if self._cache is not None else Cache()
+        if cache not in app.extensions.get("cache", {}):
+            try:
+                cache.init_app(app, config=dict(settings.cache_config))
+            except (ImportError, AttributeError, TypeError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"AUTHFLOW_CACHE_TYPE: flask-caching could not build the cache "
+                    f"{settings.cache_config.get('CACHE_TYPE')!r} ({exc})."
+                ) from exc
+        return cache
+
+
+def get_state(app: Flask | None = None) -> AuthFlowState:
+    """The Flask-AuthFlow state of ``app`` (default: the current app)."""
+    app = app if app is not None else current_app
+    try:
+        state: AuthFlowState = app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "Flask-AuthFlow is not initialised on this app; did you call init_app?"
+        ) from None
+    return state
+
+
+def authenticate_request() -> Token:
+    """Validate the current request's bearer token once and keep it on ``g``.
+
+    :raises AuthError: the documented failure; the app's error handler renders it.
+    """
+    token: Token | None = g.get(TOKEN_ATTR)
+    if token is not None:
+        return token
+    authenticator = get_state().authenticator
+    if ROUTED_ATTR in g:
+        routed = g.get(ROUTED_ATTR)
+    else:  # the hook did not run, e.g. a view called from another app's request
+        routed = authenticator.route(request.headers.get("Authorization"))
+    token = authenticator.authenticate(routed)
+    setattr(g, TOKEN_ATTR, token)
+    return token
+
+
+def _route_request() -> None:
+    """``before_request``: read the token's issuer and pick its scheme. Problems are
+    only recorded, so public views answer the same with any token or none."""
+    authorization = request.headers.get("Authorization")
+    setattr(g, ROUTED_ATTR, get_state().authenticator.route(authorization))
+
+
+def _render_auth_error(error: AuthError) -> Any:
+    return get_state().extension._render_error(error)

@@ -1,0 +1,79 @@
+"""The validated token as views see it: an immutable view of its claims."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .errors import MalformedToken
+from .parsing import is_string_or_strings
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token that passed every check of its scheme.
+
+    Instances are deeply immutable, so one instance can be handed to every request
+    that presents the same token without any of them affecting the others.
+    """
+
+    raw: str = field(repr=False)
+    scheme: str
+    claims: Mapping[str, Any] = field(repr=False)
+    scopes: frozenset[str]
+    roles: frozenset[str]
+
+    @property
+    def subject(self) -> str | None:
+        """The ``sub`` claim."""
+        return self.claims.get("sub")
+
+    @property
+    def issuer(self) -> str | None:
+        return self.claims.get("iss")
+
+    @property
+    def expires_at(self) -> float:
+        """The ``exp`` claim (always present on a validated token)."""
+        return float(self.claims["exp"])
+
+    @classmethod
+    def from_claims(
+        cls, raw: str, scheme: str, claims: Mapping[str, Any], role_claims: Iterable[str] = ()
+    ) -> Token:
+        """Build a token, reading scopes and roles from the claims."""
+        scopes = set(_words(claims.get("scope")))
+        scopes.update(claims.get("permissions", ()))
+        roles: set[str] = set()
+        for name in ("role", "roles", *role_claims):
+            value = claims.get(name)
+            if value is None:
+                continue
+            if not is_string_or_strings(value):
+                raise MalformedToken()
+            roles.update([value] if isinstance(value, str) else value)
+        return cls(
+            raw=raw,
+            scheme=scheme,
+            claims=_frozen(claims),
+            scopes=frozenset(scopes),
+            roles=frozenset(roles),
+        )
+
+
+def _words(scope: str | list[str] | None) -> list[str]:
+    if scope is None:
+        return []
+    if isinstance(scope, str):
+        return scope.split()
+    return scope
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    return value

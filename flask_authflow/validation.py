@@ -1,0 +1,91 @@
+"""The single validation pipeline shared by every scheme.
+
+Order, first failure wins: algorithm accepted → issuer → signing key found (the only
+step that may fetch keys) → signature → ``exp`` present → not expired → ``nbf`` →
+audience. Well-formedness was checked when the token was parsed. The issuer is
+checked before any key work, so a foreign token never causes a key fetch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import (
+    ExpiredToken,
+    InvalidAudience,
+    InvalidIssuer,
+    InvalidSignature,
+    MissingExpiration,
+    SigningKeyNotFound,
+    TokenNotYetValid,
+)
+from .keys import KeySet
+from .parsing import UnverifiedToken
+from .token import Token
+
+
+class KeySource(Protocol):
+    """Where a scheme's verification keys come from."""
+
+    def key_set(self, kid: str | None) -> KeySet:
+        """The current keys; may refresh them for an unknown ``kid``.
+
+        Raises :class:`~flask_authflow.errors.KeysUnavailable` when there are none.
+        """
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """What one authentication scheme accepts, and where its keys come from."""
+
+    name: str
+    issuer: str
+    audiences: frozenset[str]
+    algorithms: frozenset[str]
+    keys: KeySource = field(repr=False)
+    clock_skew: float = 60.0
+    role_claims: tuple[str, ...] = ()
+
+
+def validate(token: UnverifiedToken, scheme: Scheme, now: float) -> Token:
+    """Check ``token`` against ``scheme`` at time ``now`` (seconds since the epoch)."""
+    algorithm = token.algorithm
+    if algorithm not in scheme.algorithms:
+        raise SigningKeyNotFound()
+    if token.issuer != scheme.issuer:
+        raise InvalidIssuer()
+    verify_signature(token, scheme.keys.key_set(token.kid))
+    check_lifetime(token.payload, now, scheme.clock_skew)
+    if not _audience_matches(token.payload.get("aud"), scheme.audiences):
+        raise InvalidAudience()
+    return Token.from_claims(token.raw, scheme.name, token.payload, scheme.role_claims)
+
+
+def verify_signature(token: UnverifiedToken, key_set: KeySet) -> None:
+    candidates = key_set.candidates(token.kid, token.algorithm)
+    if not candidates:
+        raise SigningKeyNotFound()
+    for key in candidates:
+        if key.verifies(token.algorithm, token.signing_input, token.signature):
+            return
+    # With a kid we found the key and its signature failed; without one, no key fits.
+    raise InvalidSignature() if token.kid is not None else SigningKeyNotFound()
+
+
+def check_lifetime(payload: dict[str, object], now: float, clock_skew: float) -> None:
+    """``exp`` must be present and not past; ``nbf``, when present, must be reached."""
+    expires = payload.get("exp")
+    if expires is None:
+        raise MissingExpiration()
+    if now - clock_skew >= expires:  # type: ignore[operator]
+        raise ExpiredToken()
+    not_before = payload.get("nbf")
+    if not_before is not None and now + clock_skew < not_before:  # type: ignore[operator]
+        raise TokenNotYetValid()
+
+
+def _audience_matches(audience: str | list[str] | None, accepted: frozenset[str]) -> bool:
+    if isinstance(audience, str):
+        return audience in accepted
+    return audience is not None and not accepted.isdisjoint(audience)

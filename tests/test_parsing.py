@@ -1,0 +1,114 @@
+"""The Authorization header and well-formedness rules, before any key work."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from flask_authflow.errors import MalformedToken
+from flask_authflow.parsing import MAX_TOKEN_LENGTH, bearer_token, parse_token
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def compact(header: object, payload: object, signature: bytes = b"sig") -> str:
+    encode = lambda part: b64(part if isinstance(part, bytes) else json.dumps(part).encode())  # noqa: E731
+    return f"{encode(header)}.{encode(payload)}.{b64(signature)}"
+
+
+GOOD_HEADER = {"alg": "RS256", "kid": "k"}
+
+
+@pytest.mark.parametrize(
+    "value", ["Bearer abc", "bearer abc", "BEARER abc", "Bearer    abc", "  Bearer abc  ", "bEaReR abc"]
+)
+def test_bearer_in_any_case_with_spaces_trimmed(value):
+    assert bearer_token(value) == "abc"
+
+
+@pytest.mark.parametrize(
+    "value", ["", "Bearer", "Bearer ", "Bearerabc", "Basic abc", "Bearer abc def", "Bearer\tabc", "Bearer a,Bearer b"]
+)
+def test_anything_else_is_malformed(value):
+    with pytest.raises(MalformedToken):
+        bearer_token(value)
+
+
+def test_well_formed_token_parses():
+    token = parse_token(compact(GOOD_HEADER, {"iss": "x", "aud": ["a", "b"], "exp": 1.5}))
+    assert token.algorithm == "RS256"
+    assert token.kid == "k"
+    assert token.issuer == "x"
+    assert token.signature == b"sig"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"kid": "k"},                                   # no alg
+        {"alg": 1},
+        {"alg": "RS256", "kid": 7},
+        {"alg": "RS256", "crit": ["exp"], "exp": 1},
+        {"alg": "RS256", "crit": []},
+        {"alg": "RS256", "b64": False, "crit": ["b64"]},
+        ["alg", "RS256"],
+    ],
+)
+def test_bad_headers_are_malformed(header):
+    with pytest.raises(MalformedToken):
+        parse_token(compact(header, {"iss": "x"}))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"exp": "1700000000"},
+        {"exp": True},
+        {"nbf": [1]},
+        {"iat": {"a": 1}},
+        {"exp": 10**400},
+        {"iss": ["x"]},
+        {"sub": 12},
+        {"aud": {"a": 1}},
+        {"aud": ["a", 1]},
+        {"scope": 5},
+        {"permissions": "read"},
+        {"roles": [None]},
+        "a string",
+        [1, 2],
+    ],
+)
+def test_claims_of_the_wrong_type_are_malformed(payload):
+    with pytest.raises(MalformedToken):
+        parse_token(compact(GOOD_HEADER, payload))
+
+
+@pytest.mark.parametrize("raw_payload", [b'{"exp": NaN}', b'{"exp": Infinity}', b'{"exp": 1e400}', b'{"a":1,"a":2}'])
+def test_non_strict_json_is_malformed(raw_payload):
+    with pytest.raises(MalformedToken):
+        parse_token(compact(GOOD_HEADER, raw_payload))
+
+
+def test_invalid_utf8_is_malformed():
+    with pytest.raises(MalformedToken):
+        parse_token(compact(GOOD_HEADER, b'{"sub": "\xff"}'))
+
+
+def test_deeply_nested_json_is_malformed_not_an_error():
+    with pytest.raises(MalformedToken):
+        parse_token(compact(GOOD_HEADER, b"[" * 5000 + b"]" * 5000))
+
+
+@pytest.mark.parametrize("token", ["a.b", "a.b.c.d.e", "a.b.c=", "a+b.c.d", "abcde.e30.e30", "é.e30.e30"])
+def test_structure_is_checked(token):
+    with pytest.raises(MalformedToken):
+        parse_token(token)
+
+
+def test_oversized_token_is_rejected_before_decoding():
+    with pytest.raises(MalformedToken):
+        parse_token("e30." + "A" * MAX_TOKEN_LENGTH + ".e30")
