@@ -36,9 +36,16 @@ class RoutedToken:
 class Authenticator:
     """Routes and validates bearer tokens for one app's schemes."""
 
-    def __init__(self, schemes: Schemes, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        schemes: Schemes,
+        *,
+        clock: Callable[[], float] = time.time,
+        token_cache_size: int = 0,
+    ) -> None:
         self.schemes = schemes
         self._clock = clock
+        self.token_cache_size = token_cache_size
 
     def route(self, authorization: str | None) -> RoutedToken | None:
         """Parse the header and pick the scheme; ``None`` when there is no header."""

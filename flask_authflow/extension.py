@@ -90,7 +90,9 @@ class AuthFlow:
         app.extensions[EXTENSION_KEY] = AuthFlowState(
             extension=self,
             settings=settings,
-            authenticator=Authenticator(schemes, clock=self._clock),
+            authenticator=Authenticator(
+                schemes, clock=self._clock, token_cache_size=settings.token_cache_size
+            ),
             cache=cache,
         )
         app.before_request(_route_request)
