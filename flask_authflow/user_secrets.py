@@ -1,0 +1,497 @@
+"""The per-user secrets store that holds the signing keys of local development tokens.
+
+The layout is the one .NET uses for user secrets, so a store written by
+``dotnet user-jwts`` is read as it is::
+
+    <root>/<secrets_id>/secrets.json      {"Authentication:Schemes:<scheme>:SigningKeys": [...]}
+    <root>/<secrets_id>/user-jwts.json    {"<token id>": {...record...}}
+
+This module knows nothing about Flask: the CLI and the UserJwts scheme are thin layers
+on top of it. Messages of :class:`UserSecretsError` name the file concerned and never
+contain key material or other secret values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import secrets
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SECRETS_FILE = "secrets.json"
+TOKENS_FILE = "user-jwts.json"
+#: Taken with ``flock`` around every read-modify-write. It is never deleted: removing a
+#: lock file while another process waits on it would let two writers in at once.
+LOCK_FILE = ".user-jwts.lock"
+
+_KEYS_PREFIX = "Authentication:Schemes:"
+_KEYS_SUFFIX = ":SigningKeys"
+KEY_LENGTH = 32
+#: HS256 keys shorter than the hash output are refused, as .NET's IdentityModel does.
+_MIN_KEY_LENGTH = 32
+_PROJECT_MARKERS = (".git", "setup.py", "pyproject.toml")
+
+
+class UserSecretsError(Exception):
+    """The store cannot be used: a file is corrupt, a symlink, unreadable or misplaced.
+
+    The message names the file or folder concerned and never includes key material.
+    """
+
+
+@dataclass(frozen=True)
+class UserSigningKey:
+    """One HS256 signing key of the store."""
+
+    #: The ``Id`` of the entry, also written as ``kid`` into the tokens it signs.
+    id: str
+    issuer: str
+    #: The authentication scheme the key is filed under (``UserJwts``, ``Bearer``...).
+    scheme: str
+    #: The decoded bytes of ``Value``. Kept out of ``repr`` so it never reaches a log.
+    value: bytes = field(repr=False)
+
+
+def signing_keys_property(scheme: str) -> str:
+    """The ``secrets.json`` property that lists the signing keys of ``scheme``.
+
+    :raises ValueError: when ``scheme`` is empty or holds a ``:``, which would make a
+        different configuration path.
+    """
+    if not scheme or ":" in scheme or scheme.strip() != scheme:
+        raise ValueError(f"A scheme name must be a non-empty word without ':', not {scheme!r}.")
+    return f"{_KEYS_PREFIX}{scheme}{_KEYS_SUFFIX}"
+
+
+class UserSecretsStore:
+    """The secrets of one project, ``<root>/<secrets_id>``.
+
+    Creating the object does not touch the disk. Reading accepts any file mode (.NET
+    writes 0644); writing replaces files atomically, with mode 0600 in a folder of mode
+    0700, while holding a file lock so that concurrent writers lose nothing.
+
+    :param root: the store's root (``AUTHFLOW_USER_SECRETS_DIR``); ``~`` is expanded.
+    :param secrets_id: the project's folder name (``AUTHFLOW_USER_SECRETS_ID``).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], secrets_id: str) -> None:
+        if not secrets_id or secrets_id in (".", "..") or "/" in secrets_id or "\\" in secrets_id:
+            raise ValueError(f"A user-secrets ID must be a plain folder name, not {secrets_id!r}.")
+        self.root = Path(root).expanduser()
+        self.folder = self.root / secrets_id
+        self.secrets_path = self.folder / SECRETS_FILE
+        self.tokens_path = self.folder / TOKENS_FILE
+        self._lock_path = self.folder / LOCK_FILE
+
+    # -- signing keys -------------------------------------------------------------
+
+    def signing_keys(self, issuer: str) -> tuple[UserSigningKey, ...]:
+        """Every key whose ``Issuer`` is ``issuer``, from every scheme's list.
+
+        ``dotnet user-jwts`` files its keys under ``Bearer`` by default, so the lists of
+        all schemes are searched. A missing ``secrets.json`` holds no keys.
+        """
+        document = _read_object(self.secrets_path)
+        return tuple(
+            key
+            for prop, scheme in _key_properties(document)
+            for key in _keys_of(self.secrets_path, document, prop, scheme, issuer)
+        )
+
+    def find_key(self, scheme: str, issuer: str) -> UserSigningKey | None:
+        """The key filed under ``scheme`` for ``issuer``, or ``None``."""
+        prop = signing_keys_property(scheme)
+        document = _read_object(self.secrets_path)
+        return next(iter(_keys_of(self.secrets_path, document, prop, scheme, issuer)), None)
+
+    def get_or_create_key(self, scheme: str, issuer: str) -> UserSigningKey:
+        """The key for (``scheme``, ``issuer``), created if there is none.
+
+        Looking and creating happen under the lock, so concurrent calls all return the
+        same key and the file never holds a second one.
+        """
+        prop = signing_keys_property(scheme)
+        with self._locked():
+            document = _read_object(self.secrets_path)
+            existing = _keys_of(self.secrets_path, document, prop, scheme, issuer)
+            if existing:
+                return existing[0]
+            entries = _key_list(self.secrets_path, document, prop)
+            key, entry = _new_key(scheme, issuer)
+            document[prop] = [*entries, entry]
+            _write_object(self.secrets_path, document)
+            return key
+
+    def reset_key(self, scheme: str, issuer: str) -> UserSigningKey:
+        """Replace the key for (``scheme``, ``issuer``) with a new one.
+
+        Every token signed with the old key stops verifying. Keys of other issuers and
+        every other property of ``secrets.json`` are kept.
+        """
+        prop = signing_keys_property(scheme)
+        with self._locked():
+            document = _read_object(self.secrets_path)
+            # Refuse a corrupt entry rather than silently replace it.
+            _keys_of(self.secrets_path, document, prop, scheme, issuer)
+            entries = _key_list(self.secrets_path, document, prop)
+            kept = [e for e in entries if e.get("Issuer") != issuer]
+            key, entry = _new_key(scheme, issuer)
+            document[prop] = [*kept, entry]
+            _write_object(self.secrets_path, document)
+            return key
+
+    def file_state(self) -> tuple[int, int, int] | None:
+        """``(st_mtime_ns, st_size, st_ino)`` of ``secrets.json``, ``None`` when absent.
+
+        Files are replaced by rename, so the inode changes on every write even when the
+        time stamp's resolution is coarse.
+        """
+        try:
+            info = os.stat(self.secrets_path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise UserSecretsError(f"Cannot read {self.secrets_path}: {exc.strerror}.") from exc
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    # -- issued tokens ------------------------------------------------------------
+
+    def token_records(self) -> dict[str, dict[str, Any]]:
+        """The records of ``user-jwts.json`` by token id (empty when the file is absent)."""
+        document = _read_object(self.tokens_path)
+        for token_id, record in document.items():
+            if not isinstance(record, dict):
+                raise UserSecretsError(
+                    f"{self.tokens_path} is corrupt: the entry {token_id!r} is not an object."
+                )
+        return document
+
+    def add_token_record(self, token_id: str, record: dict[str, Any]) -> None:
+        """Store ``record`` under ``token_id``; refuses to replace an existing record."""
+        with self._locked():
+            document = self.token_records()
+            if token_id in document:
+                raise UserSecretsError(f"{self.tokens_path} already holds a JWT with ID {token_id!r}.")
+            document[token_id] = record
+            _write_object(self.tokens_path, document)
+
+    def remove_token_record(self, token_id: str) -> dict[str, Any] | None:
+        """Remove and return the record of ``token_id``; ``None`` when there is none."""
+        # Looked up first without the lock so that an unknown id creates nothing.
+        if token_id not in self.token_records():
+            return None
+        with self._locked():
+            document = self.token_records()
+            record = document.pop(token_id, None)
+            if record is not None:
+                _write_object(self.tokens_path, document)
+            return record
+
+    def clear_token_records(self) -> dict[str, dict[str, Any]]:
+        """Remove every record and return them (nothing is written when there are none)."""
+        if not self.token_records():
+            return {}
+        with self._locked():
+            document = self.token_records()
+            if document:
+                _write_object(self.tokens_path, {})
+            return document
+
+    # -- writing ------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's exclusive lock, creating the folder (0700) if needed."""
+        try:
+            import fcntl
+        except ImportError as exc:  # pragma: no cover - Windows
+            raise UserSecretsError(
+                f"Cannot write to {self.folder}: writing needs POSIX file locks (fcntl)."
+            ) from exc
+        self._make_folder()
+        try:
+            fd = os.open(
+                self._lock_path,
+                os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                0o600,
+            )
+        except OSError as exc:
+            raise UserSecretsError(f"Cannot open the lock file {self._lock_path}: {exc.strerror}.") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            # Closing the descriptor releases the lock.
+            os.close(fd)
+
+    def _make_folder(self) -> None:
+        missing: list[Path] = []
+        folder = self.folder
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        try:
+            for created in reversed(missing):
+                try:
+                    created.mkdir(mode=0o700)
+                except FileExistsError:
+                    pass  # made by a concurrent writer in between
+                # mkdir's mode is filtered through the umask; set it explicitly.
+                os.chmod(created, 0o700)
+            # An existing project folder (.NET makes them 0755) is tightened on write.
+            os.chmod(self.folder, 0o700)
+        except OSError as exc:
+            raise UserSecretsError(f"Cannot create the folder {self.folder}: {exc.strerror}.") from exc
+
+
+class SigningKeyWatcher:
+    """The current keys of one issuer, re-read only when ``secrets.json`` changes.
+
+    The server calls :meth:`keys` for every token. The file is stat-ed at most once per
+    ``interval`` seconds of ``clock`` and read again only when its modification time,
+    size or inode changed, so a ``key --reset`` is picked up without a restart and
+    without reading the file per request.
+    """
+
+    def __init__(
+        self,
+        store: UserSecretsStore,
+        issuer: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._issuer = issuer
+        self._clock = clock
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._keys: tuple[UserSigningKey, ...] = ()
+        self._version = 0
+        self._checked_at: float | None = None
+        # Distinct from every file_state() result, so the first check always reads.
+        self._state: object = object()
+
+    @property
+    def version(self) -> int:
+        """Incremented whenever the set of keys changes."""
+        return self._version
+
+    def keys(self) -> tuple[UserSigningKey, ...]:
+        """The keys of the issuer, as of the last check.
+
+        A corrupt or unreadable file is logged once per change of the file (naming it,
+        without key material) and the last good keys stay in use.
+        """
+        now = self._clock()
+        with self._lock:
+            if self._checked_at is not None and now - self._checked_at < self._interval:
+                return self._keys
+            self._checked_at = now
+            try:
+                state = self._store.file_state()
+                if state == self._state:
+                    return self._keys
+                self._state = state
+                keys = self._store.signing_keys(self._issuer)
+            except UserSecretsError as exc:
+                logger.warning("Keeping the last good signing keys: %s", exc)
+                return self._keys
+            if keys != self._keys:
+                self._keys = keys
+                self._version += 1
+            return self._keys
+
+
+def ensure_outside_source_tree(
+    root: str | os.PathLike[str], app_root_path: str | os.PathLike[str]
+) -> None:
+    """Refuse a store root that lies inside the app's source tree.
+
+    "Inside" means inside ``app_root_path`` or inside the nearest folder at or above it
+    that holds ``.git``, ``setup.py`` or ``pyproject.toml``: keys kept there end up in
+    version control sooner or later.
+
+    :raises UserSecretsError: naming both folders.
+    """
+    resolved = Path(root).expanduser().resolve()
+    app_root = Path(app_root_path).resolve()
+    trees = [app_root]
+    project = next(
+        (
+            folder
+            for folder in (app_root, *app_root.parents)
+            if any((folder / marker).exists() for marker in _PROJECT_MARKERS)
+        ),
+        None,
+    )
+    if project is not None:
+        trees.append(project)
+    for tree in trees:
+        if resolved == tree or tree in resolved.parents:
+            raise UserSecretsError(
+                f"The user-secrets folder {root} is inside the source tree {tree}; keys kept "
+                "there could be committed. Set AUTHFLOW_USER_SECRETS_DIR to a folder outside it."
+            )
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _key_properties(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(property, scheme)`` of every ``Authentication:Schemes:*:SigningKeys`` list."""
+    for prop in document:
+        if prop.startswith(_KEYS_PREFIX) and prop.endswith(_KEYS_SUFFIX):
+            scheme = prop[len(_KEYS_PREFIX) : -len(_KEYS_SUFFIX)]
+            if scheme and ":" not in scheme:
+                yield prop, scheme
+
+
+def _key_list(path: Path, document: dict[str, Any], prop: str) -> list[Any]:
+    entries = document.get(prop, [])
+    if not isinstance(entries, list):
+        raise UserSecretsError(f"{path} is corrupt: {prop!r} is not a list.")
+    return entries
+
+
+def _keys_of(
+    path: Path, document: dict[str, Any], prop: str, scheme: str, issuer: str
+) -> list[UserSigningKey]:
+    """The valid keys of ``issuer`` in one list; entries of other issuers are not checked."""
+    keys = []
+    for index, entry in enumerate(_key_list(path, document, prop)):
+        if not isinstance(entry, dict):
+            raise UserSecretsError(f"{path} is corrupt: {prop}[{index}] is not an object.")
+        if entry.get("Issuer") == issuer:
+            keys.append(_parse_key(path, f"{prop}[{index}]", entry, scheme, issuer))
+    return keys
+
+
+def _parse_key(
+    path: Path, where: str, entry: dict[str, Any], scheme: str, issuer: str
+) -> UserSigningKey:
+    key_id, value, length = entry.get("Id"), entry.get("Value"), entry.get("Length")
+    if not isinstance(key_id, str) or not key_id:
+        raise UserSecretsError(f"{path} is corrupt: {where} has no 'Id'.")
+    if not isinstance(value, str):
+        raise UserSecretsError(f"{path} is corrupt: {where} has no 'Value'.")
+    try:
+        material = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UserSecretsError(f"{path} is corrupt: the 'Value' of {where} is not base64.") from exc
+    if length is not None and (isinstance(length, bool) or length != len(material)):
+        raise UserSecretsError(f"{path} is corrupt: the 'Length' of {where} does not match its 'Value'.")
+    if len(material) < _MIN_KEY_LENGTH:
+        raise UserSecretsError(
+            f"{path}: the key {where} is shorter than {_MIN_KEY_LENGTH} bytes, too short for HS256."
+        )
+    return UserSigningKey(id=key_id, issuer=issuer, scheme=scheme, value=material)
+
+
+def _new_key(scheme: str, issuer: str) -> tuple[UserSigningKey, dict[str, Any]]:
+    material = secrets.token_bytes(KEY_LENGTH)
+    key = UserSigningKey(id=secrets.token_hex(4), issuer=issuer, scheme=scheme, value=material)
+    entry = {
+        "Id": key.id,
+        "Issuer": issuer,
+        "Value": base64.b64encode(material).decode("ascii"),
+        "Length": KEY_LENGTH,
+    }
+    return key, entry
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when the file is absent or empty.
+
+    Opened with ``O_NOFOLLOW`` so that a symlink is refused without a race.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        if path.is_symlink():
+            raise UserSecretsError(f"{path} is a symbolic link; refusing to use it.") from exc
+        raise UserSecretsError(f"Cannot read {path}: {exc.strerror}.") from exc
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise UserSecretsError(f"{path} is not a regular file; refusing to use it.")
+        data = file.read()
+    try:
+        text = data.decode("utf-8-sig")  # .NET tools may write a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise UserSecretsError(f"{path} is corrupt: it is not UTF-8 text.") from exc
+    if not text.strip():
+        return {}
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        # The decoder's message holds a position, never the file's content.
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not strict JSON"
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise UserSecretsError(f"{path} is corrupt: {detail}{where}.") from exc
+    if not isinstance(document, dict):
+        raise UserSecretsError(f"{path} is corrupt: it does not hold a JSON object.")
+    return document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _write_object(path: Path, document: dict[str, Any]) -> None:
+    """Replace ``path`` atomically: temporary file, fsync, rename, fsync of the folder."""
+    if path.is_symlink():
+        raise UserSecretsError(f"{path} is a symbolic link; refusing to use it.")
+    text = json.dumps(document, indent=2) + "\n"
+    try:
+        # mkstemp creates the file with mode 0600 in the same folder, so the rename
+        # below stays on one file system and is atomic.
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UserSecretsError(f"Cannot write {path}: {exc.strerror}.") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        _remove_quietly(temporary)
+        raise UserSecretsError(f"Cannot write {path}: {exc.strerror}.") from exc
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX only; Windows cannot open folders)."""
+    if os.name != "posix":  # pragma: no cover
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
