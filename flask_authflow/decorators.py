@@ -13,8 +13,8 @@ from typing import Any, TypeVar, cast, overload
 from flask import current_app, g
 from werkzeug.local import LocalProxy
 
-from .errors import InsufficientScope, MissingRole
-from .extension import TOKEN_ATTR, authenticate_request
+from .errors import Forbidden, InsufficientScope, MissingRole
+from .extension import TOKEN_ATTR, announce_failure, authenticate_request
 from .token import Token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,7 +36,11 @@ def _protect(view: F, check: Callable[[Token], None] | None = None) -> F:
     def protected(*args: Any, **kwargs: Any) -> Any:
         token = authenticate_request()
         if check is not None:
-            check(token)
+            try:
+                check(token)
+            except Forbidden as error:
+                announce_failure(error, scheme=token.scheme, subject=token.subject)
+                raise
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, protected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ from .config import ConfigurationError, Settings, load_settings
 from .errors import AuthError
 from .jwks import CacheBackend
 from .schemes import build_schemes
+from .signals import authentication_failed, token_validated
 from .token import Token
 from .user_secrets import UserSecretsError, ensure_outside_source_tree
+
+logger = logging.getLogger("flask_authflow")
 
 EXTENSION_KEY = "authflow"
 #: Where the routing step leaves its outcome on ``g``.
@@ -152,9 +156,27 @@ def authenticate_request() -> Token:
         routed = g.get(ROUTED_ATTR)
     else:  # the hook did not run, e.g. a view called from another app's request
         routed = authenticator.route(request.headers.get("Authorization"))
-    token = authenticator.authenticate(routed)
+    try:
+        token = authenticator.authenticate(routed)
+    except AuthError as error:
+        scheme = routed.scheme.name if routed is not None and routed.scheme is not None else None
+        announce_failure(error, scheme=scheme, subject=None)
+        raise
     setattr(g, TOKEN_ATTR, token)
+    token_validated.send(current_app._get_current_object(), scheme=token.scheme, subject=token.subject)
     return token
+
+
+def announce_failure(error: AuthError, *, scheme: str | None, subject: str | None) -> None:
+    """Send ``authentication_failed`` (never with the token) and log the reason at debug."""
+    logger.debug("Flask-AuthFlow refused a request: %s (%s).", error.reason, error.status_code)
+    authentication_failed.send(
+        current_app._get_current_object(),
+        scheme=scheme,
+        subject=subject,
+        reason=error.reason,
+        status=error.status_code,
+    )
 
 
 def _route_request() -> None:
