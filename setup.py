@@ -26,7 +26,7 @@ setup(
         "redis": ["redis>=5.0"],
         "async": ["asgiref>=3.2"],
     },
-    entry_points={},
+    entry_points={"pytest11": ["flask_authflow = flask_authflow.pytest_plugin"]},
     classifiers=[
         "Framework :: Flask",
         "Programming Language :: Python :: 3",
