@@ -7,7 +7,6 @@ it touches the store, and every error is one line on stderr with a non-zero exit
 
 from __future__ import annotations
 
-import base64
 import getpass
 import json
 from collections.abc import Callable
@@ -100,10 +99,36 @@ def _output_option(function: F) -> F:
     )(function)
 
 
+def _valid_scheme(context: click.Context, parameter: click.Parameter, scheme: str) -> str:
+    try:
+        signing_keys_property(scheme)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return scheme
+
+
+def _scheme_option(function: F) -> F:
+    return click.option(
+        "--scheme",
+        default=DEFAULT_SCHEME,
+        show_default=True,
+        callback=_valid_scheme,
+        help="The scheme the signing key is filed under.",
+    )(function)
+
+
+def _issuer_option(function: F) -> F:
+    return click.option(
+        "--issuer", help="The issuer (iss) and its key. [default: AUTHFLOW_USER_JWTS_ISSUER]"
+    )(function)
+
+
 def _current_settings() -> Settings:
     """The app's validated Flask-AuthFlow settings."""
     try:
-        return load_settings(current_app.config, app_name=current_app.name, debug=current_app.debug)
+        return load_settings(
+            current_app.config, app_name=current_app.name, debug=current_app.debug
+        )
     except ConfigurationError as exc:
         raise click.ClickException(_one_line(str(exc))) from exc
 
@@ -115,19 +140,27 @@ def _open_store(settings: Settings) -> UserSecretsStore:
 
 
 @user_jwts_cli.command("create")
-@click.option("--scheme", default=DEFAULT_SCHEME, show_default=True,
-              help="The scheme the signing key is filed under.")
+@_scheme_option
 @click.option("--name", "-n", help="The token's subject (sub, unique_name). [default: OS user]")
-@click.option("--audience", "audiences", multiple=True,
-              help="An audience; repeatable. [default: AUTHFLOW_USER_JWTS_AUDIENCES]")
-@click.option("--issuer", help="The issuer (iss). [default: AUTHFLOW_USER_JWTS_ISSUER]")
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="An audience; repeatable. [default: AUTHFLOW_USER_JWTS_AUDIENCES]",
+)
+@_issuer_option
 @click.option("--scope", "scopes", multiple=True, help="A scope; repeatable.")
 @click.option("--role", "roles", multiple=True, help="A role; repeatable.")
-@click.option("--claim", "claims", multiple=True, metavar="NAME=VALUE",
-              help="A custom claim; repeatable.")
-@click.option("--not-before", help="Start of validity, ISO 8601 (UTC without offset). [default: now]")
+@click.option(
+    "--claim", "claims", multiple=True, metavar="NAME=VALUE", help="A custom claim; repeatable."
+)
+@click.option(
+    "--not-before", help="Start of validity, ISO 8601 (UTC without offset). [default: now]"
+)
 @click.option("--expires-on", help="End of validity, ISO 8601 (UTC without offset).")
-@click.option("--valid-for", help="Lifetime from --not-before, such as 30d, 12h, 15m. [default: 6 months]")
+@click.option(
+    "--valid-for", help="Lifetime from --not-before, such as 30d, 12h, 15m. [default: 6 months]"
+)
 @_output_option
 def create(
     scheme: str,
@@ -145,7 +178,6 @@ def create(
     """Issue a JWT, creating the signing key on first use."""
     settings = _current_settings()
     # Everything is validated before the store is touched: a bad call writes nothing.
-    _check_scheme(scheme)
     custom_claims = parse_claims(claims)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     starts, ends = token_lifetime(
@@ -204,7 +236,8 @@ def list_tokens(show_tokens: bool, output: str) -> None:
         for item in issued:
             click.echo(item.token)
     elif output == "json":
-        _echo_json([_record(item, with_token=show_tokens) for item in issued])
+        records = [item.to_record() for item in issued]
+        _echo_json([{k: v for k, v in r.items() if show_tokens or k != "Token"} for r in records])
     else:
         click.echo(f"App: {current_app.name}")
         click.echo(f"User secrets ID: {settings.user_secrets_id}")
@@ -223,8 +256,9 @@ def list_tokens(show_tokens: bool, output: str) -> None:
 
 @user_jwts_cli.command("print")
 @click.argument("token_id", metavar="ID")
-@click.option("--show-all", is_flag=True,
-              help="Also show empty fields and the decoded header and payload.")
+@click.option(
+    "--show-all", is_flag=True, help="Also show empty fields and the decoded header and payload."
+)
 @_output_option
 def print_token(token_id: str, show_all: bool, output: str) -> None:
     """Show the JWT with the given ID."""
@@ -284,17 +318,18 @@ def clear(force: bool, output: str) -> None:
 
 
 @user_jwts_cli.command("key")
-@click.option("--scheme", default=DEFAULT_SCHEME, show_default=True,
-              help="The scheme the key is filed under.")
-@click.option("--issuer", help="The key's issuer. [default: AUTHFLOW_USER_JWTS_ISSUER]")
-@click.option("--reset", is_flag=True,
-              help="Replace the key; every JWT signed with the old one stops working.")
+@_scheme_option
+@_issuer_option
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Replace the key; every JWT signed with the old one stops working.",
+)
 @click.option("--force", is_flag=True, help="With --reset: do not ask for confirmation.")
 @_output_option
 def key(scheme: str, issuer: str | None, reset: bool, force: bool, output: str) -> None:
     """Show or reset the signing key."""
     settings = _current_settings()
-    _check_scheme(scheme)
     if force and not reset:
         raise click.ClickException("--force only applies with --reset.")
     issuer = issuer or settings.user_jwts_issuer
@@ -337,13 +372,6 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def _check_scheme(scheme: str) -> None:
-    try:
-        signing_keys_property(scheme)
-    except ValueError as exc:
-        raise click.ClickException(f"--scheme: {exc}") from exc
-
-
 def _os_user() -> str:
     try:
         return getpass.getuser()
@@ -364,22 +392,9 @@ def _issued_tokens(store: UserSecretsStore) -> list[IssuedToken]:
     return issued
 
 
-def _record(issued: IssuedToken, *, with_token: bool) -> dict[str, Any]:
-    record = issued.to_record()
-    if not with_token:
-        del record["Token"]
-    return record
-
-
 def _key_record(signing_key: UserSigningKey) -> dict[str, Any]:
-    """The key as ``secrets.json`` holds it (this is where the key is shown, on request)."""
-    return {
-        "Id": signing_key.id,
-        "Issuer": signing_key.issuer,
-        "Scheme": signing_key.scheme,
-        "Value": base64.b64encode(signing_key.value).decode("ascii"),
-        "Length": len(signing_key.value),
-    }
+    """The key with its scheme: the one place where key material is shown, on request."""
+    return {**signing_key.entry(), "Scheme": signing_key.scheme}
 
 
 def _echo_json(value: Any) -> None:
@@ -395,7 +410,11 @@ def _echo_details(issued: IssuedToken, *, show_all: bool) -> None:
     click.echo(f"Expires On: {issued.expires.isoformat()}")
     click.echo(f"Issued On: {issued.issued.isoformat()}")
     claims = [f"{name}={value}" for name, value in issued.custom_claims.items()]
-    for label, values in (("Scopes", issued.scopes), ("Roles", issued.roles), ("Custom Claims", claims)):
+    for label, values in (
+        ("Scopes", issued.scopes),
+        ("Roles", issued.roles),
+        ("Custom Claims", claims),
+    ):
         if values or show_all:
             click.echo(f"{label}: {', '.join(values) or 'none'}")
 
@@ -417,4 +436,6 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     def line(cells: list[str]) -> str:
         return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
-    return "\n".join([line(headers), line(["-" * width for width in widths])] + [line(r) for r in rows])
+    return "\n".join(
+        [line(headers), line(["-" * width for width in widths])] + [line(r) for r in rows]
+    )

@@ -292,9 +292,16 @@ class IssuedToken:
         if not isinstance(custom, dict) or not all(isinstance(v, str) for v in custom.values()):
             raise ValueError("'CustomClaims' is not an object of strings")
         return cls(
-            id=text["Id"], scheme=text["Scheme"], name=text["Name"], audience=audience,
-            not_before=dates["NotBefore"], expires=dates["Expires"], issued=dates["Issued"],
-            token=text["Token"], scopes=lists["Scopes"], roles=lists["Roles"],
+            id=text["Id"],
+            scheme=text["Scheme"],
+            name=text["Name"],
+            audience=audience,
+            not_before=dates["NotBefore"],
+            expires=dates["Expires"],
+            issued=dates["Issued"],
+            token=text["Token"],
+            scopes=lists["Scopes"],
+            roles=lists["Roles"],
             custom_claims=dict(custom),
         )
 

@@ -15,26 +15,32 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import secrets
-import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._secret_files import UserSecretsError, exclusive_lock, read_json_object, write_json_object
+
+__all__ = [
+    "SigningKeyWatcher",
+    "UserSecretsError",
+    "UserSecretsStore",
+    "UserSigningKey",
+    "ensure_outside_source_tree",
+    "signing_keys_property",
+]
 
 logger = logging.getLogger(__name__)
 
 SECRETS_FILE = "secrets.json"
 TOKENS_FILE = "user-jwts.json"
-#: Taken with ``flock`` around every read-modify-write. It is never deleted: removing a
-#: lock file while another process waits on it would let two writers in at once.
+#: Taken with ``flock`` around every read-modify-write.
 LOCK_FILE = ".user-jwts.lock"
 
 _KEYS_PREFIX = "Authentication:Schemes:"
@@ -43,13 +49,6 @@ KEY_LENGTH = 32
 #: HS256 keys shorter than the hash output are refused, as .NET's IdentityModel does.
 _MIN_KEY_LENGTH = 32
 _PROJECT_MARKERS = (".git", "setup.py", "pyproject.toml")
-
-
-class UserSecretsError(Exception):
-    """The store cannot be used: a file is corrupt, a symlink, unreadable or misplaced.
-
-    The message names the file or folder concerned and never includes key material.
-    """
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,15 @@ class UserSigningKey:
     scheme: str
     #: The decoded bytes of ``Value``. Kept out of ``repr`` so it never reaches a log.
     value: bytes = field(repr=False)
+
+    def entry(self) -> dict[str, Any]:
+        """The key as ``secrets.json`` lists it, ``Value`` included: handle with care."""
+        return {
+            "Id": self.id,
+            "Issuer": self.issuer,
+            "Value": base64.b64encode(self.value).decode("ascii"),
+            "Length": len(self.value),
+        }
 
 
 def signing_keys_property(scheme: str) -> str:
@@ -104,7 +112,7 @@ class UserSecretsStore:
         ``dotnet user-jwts`` files its keys under ``Bearer`` by default, so the lists of
         all schemes are searched. A missing ``secrets.json`` holds no keys.
         """
-        document = _read_object(self.secrets_path)
+        document = read_json_object(self.secrets_path)
         return tuple(
             key
             for prop, scheme in _key_properties(document)
@@ -114,7 +122,7 @@ class UserSecretsStore:
     def find_key(self, scheme: str, issuer: str) -> UserSigningKey | None:
         """The key filed under ``scheme`` for ``issuer``, or ``None``."""
         prop = signing_keys_property(scheme)
-        document = _read_object(self.secrets_path)
+        document = read_json_object(self.secrets_path)
         return next(iter(_keys_of(self.secrets_path, document, prop, scheme, issuer)), None)
 
     def get_or_create_key(self, scheme: str, issuer: str) -> UserSigningKey:
@@ -123,16 +131,21 @@ class UserSecretsStore:
         Looking and creating happen under the lock, so concurrent calls all return the
         same key and the file never holds a second one.
         """
+        # Looked up first without the lock: an existing key (or a corrupt file) then
+        # leaves the folder exactly as it was.
+        found = self.find_key(scheme, issuer)
+        if found is not None:
+            return found
         prop = signing_keys_property(scheme)
-        with self._locked():
-            document = _read_object(self.secrets_path)
+        with exclusive_lock(self._lock_path):
+            document = read_json_object(self.secrets_path)
             existing = _keys_of(self.secrets_path, document, prop, scheme, issuer)
             if existing:
                 return existing[0]
             entries = _key_list(self.secrets_path, document, prop)
             key, entry = _new_key(scheme, issuer)
             document[prop] = [*entries, entry]
-            _write_object(self.secrets_path, document)
+            write_json_object(self.secrets_path, document)
             return key
 
     def reset_key(self, scheme: str, issuer: str) -> UserSigningKey:
@@ -142,15 +155,17 @@ class UserSecretsStore:
         every other property of ``secrets.json`` are kept.
         """
         prop = signing_keys_property(scheme)
-        with self._locked():
-            document = _read_object(self.secrets_path)
-            # Refuse a corrupt entry rather than silently replace it.
+        # A corrupt file or entry is refused, not silently replaced, before the lock
+        # file is created.
+        self.find_key(scheme, issuer)
+        with exclusive_lock(self._lock_path):
+            document = read_json_object(self.secrets_path)
             _keys_of(self.secrets_path, document, prop, scheme, issuer)
             entries = _key_list(self.secrets_path, document, prop)
             kept = [e for e in entries if e.get("Issuer") != issuer]
             key, entry = _new_key(scheme, issuer)
             document[prop] = [*kept, entry]
-            _write_object(self.secrets_path, document)
+            write_json_object(self.secrets_path, document)
             return key
 
     def file_state(self) -> tuple[int, int, int] | None:
@@ -171,7 +186,7 @@ class UserSecretsStore:
 
     def token_records(self) -> dict[str, dict[str, Any]]:
         """The records of ``user-jwts.json`` by token id (empty when the file is absent)."""
-        document = _read_object(self.tokens_path)
+        document = read_json_object(self.tokens_path)
         for token_id, record in document.items():
             if not isinstance(record, dict):
                 raise UserSecretsError(
@@ -181,80 +196,39 @@ class UserSecretsStore:
 
     def add_token_record(self, token_id: str, record: dict[str, Any]) -> None:
         """Store ``record`` under ``token_id``; refuses to replace an existing record."""
-        with self._locked():
+        self.token_records()  # a corrupt file is refused before the lock file is made
+        with exclusive_lock(self._lock_path):
             document = self.token_records()
             if token_id in document:
-                raise UserSecretsError(f"{self.tokens_path} already holds a JWT with ID {token_id!r}.")
+                raise UserSecretsError(
+                    f"{self.tokens_path} already holds a JWT with ID {token_id!r}."
+                )
             document[token_id] = record
-            _write_object(self.tokens_path, document)
+            write_json_object(self.tokens_path, document)
 
     def remove_token_record(self, token_id: str) -> dict[str, Any] | None:
         """Remove and return the record of ``token_id``; ``None`` when there is none."""
         # Looked up first without the lock so that an unknown id creates nothing.
         if token_id not in self.token_records():
             return None
-        with self._locked():
+        with exclusive_lock(self._lock_path):
             document = self.token_records()
             record = document.pop(token_id, None)
             if record is not None:
-                _write_object(self.tokens_path, document)
+                write_json_object(self.tokens_path, document)
             return record
 
     def clear_token_records(self) -> dict[str, dict[str, Any]]:
         """Remove every record and return them (nothing is written when there are none)."""
         if not self.token_records():
             return {}
-        with self._locked():
+        with exclusive_lock(self._lock_path):
             document = self.token_records()
             if document:
-                _write_object(self.tokens_path, {})
+                write_json_object(self.tokens_path, {})
             return document
 
     # -- writing ------------------------------------------------------------------
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the store's exclusive lock, creating the folder (0700) if needed."""
-        try:
-            import fcntl
-        except ImportError as exc:  # pragma: no cover - Windows
-            raise UserSecretsError(
-                f"Cannot write to {self.folder}: writing needs POSIX file locks (fcntl)."
-            ) from exc
-        self._make_folder()
-        try:
-            fd = os.open(
-                self._lock_path,
-                os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
-                0o600,
-            )
-        except OSError as exc:
-            raise UserSecretsError(f"Cannot open the lock file {self._lock_path}: {exc.strerror}.") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            # Closing the descriptor releases the lock.
-            os.close(fd)
-
-    def _make_folder(self) -> None:
-        missing: list[Path] = []
-        folder = self.folder
-        while not folder.exists():
-            missing.append(folder)
-            folder = folder.parent
-        try:
-            for created in reversed(missing):
-                try:
-                    created.mkdir(mode=0o700)
-                except FileExistsError:
-                    pass  # made by a concurrent writer in between
-                # mkdir's mode is filtered through the umask; set it explicitly.
-                os.chmod(created, 0o700)
-            # An existing project folder (.NET makes them 0755) is tightened on write.
-            os.chmod(self.folder, 0o700)
-        except OSError as exc:
-            raise UserSecretsError(f"Cannot create the folder {self.folder}: {exc.strerror}.") from exc
 
 
 class SigningKeyWatcher:
@@ -391,9 +365,13 @@ def _parse_key(
     try:
         material = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise UserSecretsError(f"{path} is corrupt: the 'Value' of {where} is not base64.") from exc
+        raise UserSecretsError(
+            f"{path} is corrupt: the 'Value' of {where} is not base64."
+        ) from exc
     if length is not None and (isinstance(length, bool) or length != len(material)):
-        raise UserSecretsError(f"{path} is corrupt: the 'Length' of {where} does not match its 'Value'.")
+        raise UserSecretsError(
+            f"{path} is corrupt: the 'Length' of {where} does not match its 'Value'."
+        )
     if len(material) < _MIN_KEY_LENGTH:
         raise UserSecretsError(
             f"{path}: the key {where} is shorter than {_MIN_KEY_LENGTH} bytes, too short for HS256."
@@ -404,94 +382,4 @@ def _parse_key(
 def _new_key(scheme: str, issuer: str) -> tuple[UserSigningKey, dict[str, Any]]:
     material = secrets.token_bytes(KEY_LENGTH)
     key = UserSigningKey(id=secrets.token_hex(4), issuer=issuer, scheme=scheme, value=material)
-    entry = {
-        "Id": key.id,
-        "Issuer": issuer,
-        "Value": base64.b64encode(material).decode("ascii"),
-        "Length": KEY_LENGTH,
-    }
-    return key, entry
-
-
-def _read_object(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; ``{}`` when the file is absent or empty.
-
-    Opened with ``O_NOFOLLOW`` so that a symlink is refused without a race.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    except OSError as exc:
-        if path.is_symlink():
-            raise UserSecretsError(f"{path} is a symbolic link; refusing to use it.") from exc
-        raise UserSecretsError(f"Cannot read {path}: {exc.strerror}.") from exc
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise UserSecretsError(f"{path} is not a regular file; refusing to use it.")
-        data = file.read()
-    try:
-        text = data.decode("utf-8-sig")  # .NET tools may write a byte-order mark
-    except UnicodeDecodeError as exc:
-        raise UserSecretsError(f"{path} is corrupt: it is not UTF-8 text.") from exc
-    if not text.strip():
-        return {}
-    try:
-        document = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        # The decoder's message holds a position, never the file's content.
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not strict JSON"
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise UserSecretsError(f"{path} is corrupt: {detail}{where}.") from exc
-    if not isinstance(document, dict):
-        raise UserSecretsError(f"{path} is corrupt: it does not hold a JSON object.")
-    return document
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _write_object(path: Path, document: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: temporary file, fsync, rename, fsync of the folder."""
-    if path.is_symlink():
-        raise UserSecretsError(f"{path} is a symbolic link; refusing to use it.")
-    text = json.dumps(document, indent=2) + "\n"
-    try:
-        # mkstemp creates the file with mode 0600 in the same folder, so the rename
-        # below stays on one file system and is atomic.
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UserSecretsError(f"Cannot write {path}: {exc.strerror}.") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        _remove_quietly(temporary)
-        raise UserSecretsError(f"Cannot write {path}: {exc.strerror}.") from exc
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX only; Windows cannot open folders)."""
-    if os.name != "posix":  # pragma: no cover
-        return
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return key, key.entry()

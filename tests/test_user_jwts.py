@@ -28,14 +28,14 @@ END = START + timedelta(days=1)
 
 
 def token_with(**overrides: Any) -> tuple[str, dict[str, Any]]:
-    arguments: dict[str, Any] = dict(
-        name="alice",
-        audiences=["http://localhost:5000"],
-        issuer="dotnet-user-jwts",
-        not_before=START,
-        expires_at=END,
-        issued_at=START,
-    )
+    arguments: dict[str, Any] = {
+        "name": "alice",
+        "audiences": ["http://localhost:5000"],
+        "issuer": "dotnet-user-jwts",
+        "not_before": START,
+        "expires_at": END,
+        "issued_at": START,
+    }
     arguments.update(overrides)
     return issue_token(KEY, **arguments)
 
@@ -59,7 +59,8 @@ def test_valid_for_takes_a_number_and_a_unit(text: str, expected: timedelta) -> 
 
 
 @pytest.mark.parametrize(
-    "text", ["", "30", "d", "1w", "-1d", "0s", "0.0h", "1e3s", "30 d", "1d2h", "30D", "99999999999d"]
+    "text",
+    ["", "30", "d", "1w", "-1d", "0s", "0.0h", "1e3s", "30 d", "1d2h", "30D", "99999999999d"],
 )
 def test_other_durations_are_refused(text: str) -> None:
     with pytest.raises(TokenOptionError, match="--valid-for"):
@@ -77,7 +78,10 @@ def test_other_durations_are_refused(text: str) -> None:
         ("2025-01-31 12:30", datetime(2025, 1, 31, 12, 30, tzinfo=UTC)),
         ("2025-01-31T12:30:00Z", datetime(2025, 1, 31, 12, 30, tzinfo=UTC)),
         ("2025-01-31T14:30:00+02:00", datetime(2025, 1, 31, 12, 30, tzinfo=UTC)),
-        ("2025-01-31T12:30:00.1234567+00:00", datetime(2025, 1, 31, 12, 30, 0, 123456, tzinfo=UTC)),
+        (
+            "2025-01-31T12:30:00.1234567+00:00",
+            datetime(2025, 1, 31, 12, 30, 0, 123456, tzinfo=UTC),
+        ),
     ],
 )
 def test_dates_are_iso_8601_and_utc_without_an_offset(text: str, expected: datetime) -> None:
@@ -167,19 +171,27 @@ def test_the_token_is_hs256_with_typ_and_kid() -> None:
 def test_the_token_verifies_with_the_key_and_holds_the_claims() -> None:
     token, claims = token_with(jti="0123abcd")
     verified = jwt.decode(
-        token, KEY.value, algorithms=["HS256"], audience="http://localhost:5000",
-        issuer="dotnet-user-jwts", options={"verify_exp": False, "verify_nbf": False},
+        token,
+        KEY.value,
+        algorithms=["HS256"],
+        audience="http://localhost:5000",
+        issuer="dotnet-user-jwts",
+        options={"verify_exp": False, "verify_nbf": False},
     )
-    assert verified == claims == {
-        "sub": "alice",
-        "unique_name": "alice",
-        "jti": "0123abcd",
-        "aud": "http://localhost:5000",
-        "iss": "dotnet-user-jwts",
-        "nbf": int(START.timestamp()),
-        "exp": int(END.timestamp()),
-        "iat": int(START.timestamp()),
-    }
+    assert (
+        verified
+        == claims
+        == {
+            "sub": "alice",
+            "unique_name": "alice",
+            "jti": "0123abcd",
+            "aud": "http://localhost:5000",
+            "iss": "dotnet-user-jwts",
+            "nbf": int(START.timestamp()),
+            "exp": int(END.timestamp()),
+            "iat": int(START.timestamp()),
+        }
+    )
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, b"x" * 32, algorithms=["HS256"], options={"verify_aud": False})
 
@@ -189,7 +201,9 @@ def test_one_value_is_a_string_several_an_array() -> None:
     _, several = token_with(audiences=["a", "b", "a"], scopes=["read", "write"], roles=["x", "y"])
     assert (one["aud"], one["scope"], one["role"]) == ("a", "read", "admin")
     assert (several["aud"], several["scope"], several["role"]) == (
-        ["a", "b"], ["read", "write"], ["x", "y"]
+        ["a", "b"],
+        ["read", "write"],
+        ["x", "y"],
     )
 
 
@@ -227,10 +241,13 @@ def test_incomplete_tokens_are_refused(overrides: dict[str, Any]) -> None:
 
 
 def issued_token(**overrides: Any) -> IssuedToken:
-    arguments: dict[str, Any] = dict(
-        audiences=["a", "b"], scopes=["read"], roles=["admin", "ops"], claims={"team": "blue"},
-        jti="0123abcd",
-    )
+    arguments: dict[str, Any] = {
+        "audiences": ["a", "b"],
+        "scopes": ["read"],
+        "roles": ["admin", "ops"],
+        "claims": {"team": "blue"},
+        "jti": "0123abcd",
+    }
     arguments.update(overrides)
     token, claims = token_with(**arguments)
     return IssuedToken.from_claims(KEY.scheme, token, claims, arguments["claims"])
@@ -251,8 +268,16 @@ def test_the_record_has_the_fields_dotnet_writes() -> None:
         "Roles": ["admin", "ops"],
         "CustomClaims": {"team": "blue"},
     }
-    assert jwt.decode(issued.token, KEY.value, algorithms=["HS256"], audience="a",
-                      options={"verify_exp": False})["jti"] == "0123abcd"
+    assert (
+        jwt.decode(
+            issued.token,
+            KEY.value,
+            algorithms=["HS256"],
+            audience="a",
+            options={"verify_exp": False},
+        )["jti"]
+        == "0123abcd"
+    )
 
 
 def test_a_record_reads_back_as_it_was_written() -> None:
@@ -276,7 +301,10 @@ def test_a_record_written_by_dotnet_is_read() -> None:
     }
     issued = IssuedToken.from_record(record)
     assert (issued.scheme, issued.scopes, issued.roles, dict(issued.custom_claims)) == (
-        "Bearer", (), (), {}
+        "Bearer",
+        (),
+        (),
+        {},
     )
     assert issued.expires == datetime(2024, 10, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

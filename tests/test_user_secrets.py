@@ -8,7 +8,7 @@ import logging
 import multiprocessing
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,9 @@ def write_json(path: Path, document: Any, mode: int = 0o644) -> bytes:
     return data
 
 
-def key_entry(key_id: str = "ec444f0c", issuer: str = ISSUER, value: str = SECRET_VALUE) -> dict[str, Any]:
+def key_entry(
+    key_id: str = "ec444f0c", issuer: str = ISSUER, value: str = SECRET_VALUE
+) -> dict[str, Any]:
     return {"Id": key_id, "Issuer": issuer, "Value": value, "Length": 32}
 
 
@@ -67,7 +69,9 @@ def test_constructing_a_store_touches_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "root").exists()
 
 
-def test_reading_an_absent_store_finds_nothing_and_creates_nothing(store: UserSecretsStore) -> None:
+def test_reading_an_absent_store_finds_nothing_and_creates_nothing(
+    store: UserSecretsStore,
+) -> None:
     assert store.signing_keys(ISSUER) == ()
     assert store.find_key("UserJwts", ISSUER) is None
     assert store.token_records() == {}
@@ -221,7 +225,9 @@ def test_a_hand_written_dotnet_store_is_read_as_it_is(store: UserSecretsStore) -
 
 def test_a_byte_order_mark_and_an_empty_file_are_accepted(store: UserSecretsStore) -> None:
     store.folder.mkdir(parents=True)
-    store.secrets_path.write_bytes(b"\xef\xbb\xbf" + json.dumps({BEARER_KEYS: [key_entry()]}).encode())
+    store.secrets_path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({BEARER_KEYS: [key_entry()]}).encode()
+    )
     assert [key.id for key in store.signing_keys(ISSUER)] == ["ec444f0c"]
     store.tokens_path.write_bytes(b"")
     assert store.token_records() == {}
@@ -287,11 +293,14 @@ def test_a_symlinked_file_is_refused_and_its_target_untouched(
     store.folder.mkdir(parents=True)
     (store.folder / name).symlink_to(target)
 
-    operations = {
-        "secrets.json": [lambda: store.signing_keys(ISSUER), lambda: store.get_or_create_key("UserJwts", ISSUER)],
+    operations: dict[str, list[Callable[[], object]]] = {
+        "secrets.json": [
+            lambda: store.signing_keys(ISSUER),
+            lambda: store.get_or_create_key("UserJwts", ISSUER),
+        ],
         "user-jwts.json": [store.token_records, lambda: store.add_token_record("x", {})],
-    }[name]
-    for operation in operations:
+    }
+    for operation in operations[name]:
         with pytest.raises(UserSecretsError, match=f"{name} is a symbolic link"):
             operation()
     assert (store.folder / name).is_symlink()
