@@ -119,7 +119,7 @@ def load_settings(config: Mapping[str, Any], *, app_name: str, debug: bool) -> S
                 "AUTHFLOW_AUTH0_AUDIENCE is required when the Auth0 scheme is configured "
                 "(AUTHFLOW_AUTH0_DOMAIN or AUTHFLOW_AUTH0_ISSUER): set it to your API identifier."
             )
-        jwks_uri = get("AUTHFLOW_AUTH0_JWKS_URI") or issuer + ".well-known/jwks.json"
+        jwks_uri = get("AUTHFLOW_AUTH0_JWKS_URI") or issuer.rstrip("/") + "/.well-known/jwks.json"
         _check_url(issuer, "AUTHFLOW_AUTH0_ISSUER", require_https, must_be_url=False)
         _check_url(jwks_uri, "AUTHFLOW_AUTH0_JWKS_URI", require_https, must_be_url=True)
     elif env == PRODUCTION:

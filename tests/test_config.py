@@ -60,6 +60,12 @@ def test_issuer_is_used_exactly_and_jwks_uri_joined_with_one_slash():
     assert settings.auth0_jwks_uri == "https://login.example.com/.well-known/jwks.json"
 
 
+def test_issuer_without_trailing_slash_still_gets_one_slash_before_the_jwks_path():
+    settings = load({"AUTHFLOW_AUTH0_ISSUER": "https://login.example.com", "AUTHFLOW_AUTH0_AUDIENCE": "a"})
+    assert settings.auth0_issuer == "https://login.example.com"
+    assert settings.auth0_jwks_uri == "https://login.example.com/.well-known/jwks.json"
+
+
 def test_explicit_jwks_uri():
     assert load(AUTH0_JWKS_URI="https://keys.example.com/jwks").auth0_jwks_uri == "https://keys.example.com/jwks"
 
