@@ -160,7 +160,7 @@ class UserSecretsStore:
         self.find_key(scheme, issuer)
         with exclusive_lock(self._lock_path):
             document = read_json_object(self.secrets_path)
-            _keys_of(self.secrets_path, document, prop, scheme, issuer)
+            _keys_of(self.secrets_path, document, prop, scheme, issuer)  # again, now locked
             entries = _key_list(self.secrets_path, document, prop)
             kept = [e for e in entries if e.get("Issuer") != issuer]
             key, entry = _new_key(scheme, issuer)
@@ -227,8 +227,6 @@ class UserSecretsStore:
             if document:
                 write_json_object(self.tokens_path, {})
             return document
-
-    # -- writing ------------------------------------------------------------------
 
 
 class SigningKeyWatcher:
