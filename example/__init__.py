@@ -3,7 +3,7 @@
 Run it with development tokens::
 
     python3 -m flask --app example run --debug
-    TOKEN=$(python3 -m flask --app example user-jwts create --scope read:messages --output token)
+    TOKEN=$(python3 -m flask --app example --debug user-jwts create --scope read:messages --output token)
     curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:5000/api/messages/private
 
 With ``AUTHFLOW_AUTH0_DOMAIN`` and ``AUTHFLOW_AUTH0_AUDIENCE`` set in the environment it

@@ -77,7 +77,9 @@ def build_schemes(
             issuer=settings.user_jwts_issuer,
             audiences=frozenset(settings.user_jwts_audiences),
             algorithms=frozenset({DEVELOPMENT_ALGORITHM}),
-            keys=DevelopmentKeys(SigningKeyWatcher(store, settings.user_jwts_issuer)),
+            keys=DevelopmentKeys(
+                SigningKeyWatcher(store, settings.user_jwts_issuer, clock=clock)
+            ),
             clock_skew=settings.clock_skew,
             role_claims=settings.role_claims,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,36 +12,31 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_authflow import AuthFlow, current_token, requires_auth, requires_role, requires_scope
-from flask_authflow import schemes as schemes_module
 from flask_authflow import user_secrets
-from flask_authflow.user_secrets import SigningKeyWatcher, UserSecretsStore
+from flask_authflow.user_secrets import UserSecretsStore
 
 
 class FakeClock:
-    """Monotonic seconds for the key watcher, moved only by the test."""
+    """The extension's clock (seconds since the epoch), moved only by the test."""
 
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
 
 
 @pytest.fixture
-def watcher_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Give the UserJwts scheme's key watcher a clock the test controls (no sleeping)."""
-    clock = FakeClock()
-    monkeypatch.setattr(
-        schemes_module, "SigningKeyWatcher", functools.partial(SigningKeyWatcher, clock=clock)
-    )
-    return clock
+def watcher_clock() -> FakeClock:
+    """The clock the app's AuthFlow and so its key watcher use (no sleeping)."""
+    return FakeClock()
 
 
 AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> AppFactory:
+def make_app(tmp_path: Path, watcher_clock: FakeClock) -> AppFactory:
     def factory(**config: Any) -> Flask:
         app = Flask(__name__)
         app.config.update(
@@ -65,7 +60,7 @@ def make_app(tmp_path: Path) -> AppFactory:
         def roles() -> dict[str, Any]:
             return {"roles": sorted(current_token.roles)}
 
-        AuthFlow(app)
+        AuthFlow(app, clock=watcher_clock)
         return app
 
     return factory
