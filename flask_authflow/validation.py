@@ -50,16 +50,25 @@ class Scheme:
 
 def validate(token: UnverifiedToken, scheme: Scheme, now: float) -> Token:
     """Check ``token`` against ``scheme`` at time ``now`` (seconds since the epoch)."""
+    return validate_with_key_set(token, scheme, now)[0]
+
+
+def validate_with_key_set(
+    token: UnverifiedToken, scheme: Scheme, now: float
+) -> tuple[Token, KeySet]:
+    """:func:`validate`, also returning the key set the signature was verified with
+    (a cache of verified tokens records its version)."""
     algorithm = token.algorithm
     if algorithm not in scheme.algorithms:
         raise SigningKeyNotFound()
     if token.issuer != scheme.issuer:
         raise InvalidIssuer()
-    verify_signature(token, scheme.keys.key_set(token.kid))
+    key_set = scheme.keys.key_set(token.kid)
+    verify_signature(token, key_set)
     check_lifetime(token.payload, now, scheme.clock_skew)
     if not _audience_matches(token.payload.get("aud"), scheme.audiences):
         raise InvalidAudience()
-    return Token.from_claims(token.raw, scheme.name, token.payload, scheme.role_claims)
+    return Token.from_claims(token.raw, scheme.name, token.payload, scheme.role_claims), key_set
 
 
 def verify_signature(token: UnverifiedToken, key_set: KeySet) -> None:
