@@ -4,6 +4,12 @@ Framework-free: the Flask layer hands it the ``Authorization`` header value and 
 what it raises into responses. Routing and validation are split because routing runs
 for every request (its problems are only recorded) while validation runs only when a
 protected view asks.
+
+With the verified-token cache on (``AUTHFLOW_TOKEN_CACHE_SIZE`` > 0), routing looks the
+token string up before parsing it: a token seen before carries its scheme in the cache
+entry, so a repeated token is neither parsed nor verified again. Validation of a hit
+still asks the scheme for its current keys (which performs any due refresh) and checks
+the token's lifetime against the clock; see :mod:`flask_authflow.token_cache`.
 """
 
 from __future__ import annotations
@@ -19,22 +25,31 @@ from .errors import AuthError, MissingToken, UnexpectedFailure
 from .parsing import UnverifiedToken, bearer_token, parse_token
 from .routing import Schemes, route_by_issuer
 from .token import Token
-from .validation import Scheme, validate
+from .token_cache import CachedToken, TokenCache
+from .validation import Scheme, validate_with_key_set
 
 logger = logging.getLogger("flask_authflow")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoutedToken:
-    """The routing step's outcome: a token and its scheme, or the error to answer with."""
+    """The routing step's outcome: a token and its scheme, or the error to answer with.
+
+    For a token found in the cache, ``cached`` holds the entry and ``token`` is
+    ``None``: it was not parsed again.
+    """
 
     token: UnverifiedToken | None = None
     scheme: Scheme | None = None
     error: AuthError | None = None
+    cached: CachedToken | None = None
 
 
 class Authenticator:
-    """Routes and validates bearer tokens for one app's schemes."""
+    """Routes and validates bearer tokens for one app's schemes.
+
+    :param token_cache_size: how many verified tokens to remember; 0 turns the cache off.
+    """
 
     def __init__(
         self,
@@ -46,13 +61,23 @@ class Authenticator:
         self.schemes = schemes
         self._clock = clock
         self.token_cache_size = token_cache_size
+        #: The verified tokens, or ``None`` when the cache is off.
+        self.token_cache = TokenCache(token_cache_size) if token_cache_size > 0 else None
+        # The key-set version each scheme last validated with: a change empties the
+        # cache entries of the old version.
+        self._key_versions: dict[str, float] = {}
 
     def route(self, authorization: str | None) -> RoutedToken | None:
         """Parse the header and pick the scheme; ``None`` when there is no header."""
         if authorization is None:
             return None
         try:
-            token = parse_token(bearer_token(authorization))
+            raw = bearer_token(authorization)
+            if self.token_cache is not None:
+                cached = self.token_cache.get(raw)
+                if cached is not None:
+                    return RoutedToken(scheme=cached.scheme, cached=cached)
+            token = parse_token(raw)
             return RoutedToken(token=token, scheme=route_by_issuer(token, self.schemes))
         except AuthError as error:
             return RoutedToken(error=error)
@@ -65,14 +90,41 @@ class Authenticator:
             raise MissingToken()
         if routed.error is not None:
             raise routed.error
-        assert routed.token is not None and routed.scheme is not None
         try:
-            return validate(routed.token, routed.scheme, self._clock())
+            if routed.cached is not None:
+                return self._revalidate(routed.cached)
+            assert routed.token is not None and routed.scheme is not None
+            return self._validate(routed.token, routed.scheme)
         except AuthError:
             raise
         except Exception:  # noqa: BLE001 - the one guard that turns surprises into a 401
             # ``from None``: the original message might quote token data.
             raise _unexpected("validation") from None
+
+    def _revalidate(self, cached: CachedToken) -> Token:
+        """A cache hit: still good if its keys and its lifetime are; else validate anew."""
+        scheme = cached.scheme
+        # Asking for the keys is what refreshes them when due; it may also raise
+        # KeysUnavailable, exactly as validation would.
+        key_set = scheme.keys.key_set(cached.kid)
+        if cached.usable(self._clock(), key_set.version):
+            return cached.token
+        raw = cached.token.raw
+        assert self.token_cache is not None
+        self.token_cache.discard(raw, cached)
+        return self._validate(parse_token(raw), scheme)
+
+    def _validate(self, token: UnverifiedToken, scheme: Scheme) -> Token:
+        """Every check of ``scheme``; a token that passes them all is cached."""
+        validated, key_set = validate_with_key_set(token, scheme, self._clock())
+        cache = self.token_cache
+        if cache is not None:
+            version = key_set.version
+            if self._key_versions.get(scheme.name, version) != version:
+                cache.discard_other_versions(scheme.name, version)
+            self._key_versions[scheme.name] = version
+            cache.put(token.raw, CachedToken.of(validated, scheme, token.kid, version))
+        return validated
 
 
 def _unexpected(stage: str) -> UnexpectedFailure:

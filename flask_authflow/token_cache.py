@@ -1,0 +1,131 @@
+"""TokenCache: tokens that passed every check, so that a repeated token skips validation.
+
+Clients reuse one access token for many requests, and verifying its signature is the
+most expensive step of a request. The cache remembers, per app, the tokens that passed
+*every* check of their scheme; failures are never stored.
+
+An entry is served only while it would still pass the checks that depend on time or
+on keys:
+
+- lifetime: every hit compares the clock with ``exp`` (and ``nbf``) using the scheme's
+  clock skew, exactly as validation does, and an entry found expired is dropped;
+- keys: an entry records the :class:`~flask_authflow.keys.KeySet` version it was
+  verified with, and a hit whose scheme now has another version is a miss (the caller
+  drops it and validates again). A key set changes version whenever it is fetched or
+  the development keys change, so no entry outlives the key that signed it.
+
+The cache is keyed by the whole token string. Within one app the token string
+determines its scheme (routing reads the scheme from the token's own ``iss``), so the
+key is in effect (token, scheme); the entry also holds the scheme, so a hit can skip
+parsing and routing altogether.
+
+It is a bounded LRU map guarded by one lock, safe to share between request threads.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .token import Token
+from .validation import Scheme
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    """A token that passed every check of ``scheme``, and what limits its reuse."""
+
+    token: Token
+    scheme: Scheme
+    #: The token's ``kid``: what to ask the scheme's key source for on a hit.
+    kid: str | None
+    #: The version of the key set the signature was verified with.
+    key_version: float
+    #: The first and the last instant the token is valid, clock skew included.
+    valid_from: float
+    valid_until: float
+
+    @classmethod
+    def of(cls, token: Token, scheme: Scheme, kid: str | None, key_version: float) -> CachedToken:
+        claims = token.claims
+        not_before = claims.get("nbf")
+        return cls(
+            token=token,
+            scheme=scheme,
+            kid=kid,
+            key_version=key_version,
+            valid_from=-math.inf if not_before is None else not_before - scheme.clock_skew,
+            valid_until=claims["exp"] + scheme.clock_skew,
+        )
+
+    def usable(self, now: float, key_version: float) -> bool:
+        """Whether validation at ``now`` with keys of ``key_version`` would pass again.
+
+        The bounds mirror :func:`~flask_authflow.validation.check_lifetime`: valid while
+        ``now - skew < exp`` and ``now + skew >= nbf``.
+        """
+        return key_version == self.key_version and self.valid_from <= now < self.valid_until
+
+
+class TokenCache:
+    """At most ``max_size`` verified tokens, least recently used evicted first."""
+
+    def __init__(self, max_size: int) -> None:
+        if max_size < 1:
+            raise ValueError("A TokenCache holds at least one token; use none to turn it off.")
+        self.max_size = max_size
+        self._entries: OrderedDict[str, CachedToken] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, raw: object) -> bool:
+        return raw in self._entries
+
+    def get(self, raw: str) -> CachedToken | None:
+        """The entry for the token string ``raw``, marked as just used; or ``None``.
+
+        The caller must still check :meth:`CachedToken.usable` before trusting it.
+        """
+        with self._lock:
+            entry = self._entries.get(raw)
+            if entry is not None:
+                self._entries.move_to_end(raw)
+            return entry
+
+    def put(self, raw: str, entry: CachedToken) -> None:
+        """Remember ``entry`` for ``raw``, evicting the least recently used beyond the bound."""
+        with self._lock:
+            self._entries[raw] = entry
+            self._entries.move_to_end(raw)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+
+    def discard(self, raw: str, entry: CachedToken) -> None:
+        """Drop ``raw`` if it still maps to ``entry`` (another thread may have renewed it)."""
+        with self._lock:
+            if self._entries.get(raw) is entry:
+                del self._entries[raw]
+
+    def discard_other_versions(self, scheme: str, key_version: float) -> int:
+        """Drop every entry of ``scheme`` verified with keys other than ``key_version``.
+
+        Called when a scheme's key set changes, so that entries of a removed or reset
+        key leave memory at once rather than when evicted. Returns how many went.
+        """
+        with self._lock:
+            stale = [
+                raw
+                for raw, entry in self._entries.items()
+                if entry.scheme.name == scheme and entry.key_version != key_version
+            ]
+            for raw in stale:
+                del self._entries[raw]
+        return len(stale)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
