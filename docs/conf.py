@@ -45,6 +45,7 @@ default_role = "code"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_preserve_defaults = True
 
 # -- HTML --------------------------------------------------------------------------
