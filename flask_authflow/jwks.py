@@ -248,7 +248,8 @@ class JwksCache:
                 logger.warning(
                     "Flask-AuthFlow could not refresh the signing keys from %s: %s; "
                     "keeping the last good keys, if any, and retrying after %ss.",
-                    self.uri, _cause(exc, document),
+                    self.uri,
+                    _cause(exc, document),
                     self.policy.cooldown,
                 )
                 return self._keys
@@ -368,7 +369,9 @@ class JwksCache:
                 logger.warning(
                     "Flask-AuthFlow's shared key cache failed (%s: %.200s); using this "
                     "process's copy and direct fetches, and trying the cache again in %ss.",
-                    type(exc).__name__, exc, BACKEND_RETRY_INTERVAL,
+                    type(exc).__name__,
+                    exc,
+                    BACKEND_RETRY_INTERVAL,
                 )
             return _Signal.UNAVAILABLE
         if self._backend_failing:

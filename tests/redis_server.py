@@ -71,17 +71,20 @@ class RedisServer:
         if self.running:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "save": "",  # no snapshots, no append-only file: nothing survives a stop
+            "appendonly": "no",
+            "dir": str(self.directory),
+            "logfile": str(self.directory / "redis.log"),
+            "daemonize": "no",
+        }
+        command = [self.binary]
+        for name, value in options.items():
+            command += [f"--{name}", value]
         self._process = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.directory),
-                "--logfile", str(self.directory / "redis.log"),
-                "--daemonize", "no",
-            ],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -167,7 +170,7 @@ class SilentServer:
         while not self._closing.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -32,7 +32,7 @@ class Provider:
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 provider.hits += 1
                 try:
                     provider.respond(self)
@@ -64,7 +64,9 @@ class Provider:
             self._server.server_close()
 
 
-def answer(status: int, body: bytes, content_type: str = "application/json", **headers: str) -> Respond:
+def answer(
+    status: int, body: bytes, content_type: str = "application/json", **headers: str
+) -> Respond:
     def respond(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
@@ -87,6 +89,17 @@ class Fault:
 
     def __str__(self) -> str:
         return self.name
+
+
+def responds(
+    status: int, body: bytes, content_type: str = "application/json", **headers: str
+) -> Callable[[Provider, Provider], None]:
+    """A fault that is one fixed answer."""
+
+    def apply(provider: Provider, other: Provider) -> None:
+        provider.respond = answer(status, body, content_type, **headers)
+
+    return apply
 
 
 def _hang(provider: Provider, other: Provider) -> None:
@@ -124,44 +137,20 @@ def _unsupported_keys(provider: Provider, other: Provider) -> None:
     provider.respond = answer(200, json.dumps(document).encode())
 
 
+NOT_JSON = "the body is not JSON (Content-Type: "
+NO_USABLE_KEY = "the JWK Set holds no usable signing key"
 FAULTS = [
     Fault("connection-refused", lambda p, o: p.close(), "could not connect (Connection refused)"),
     Fault("timeout", _hang, "timed out"),
-    Fault("http-500", lambda p, o: p.__setattr__("respond", answer(500, b"{}")), "HTTP 500"),
+    Fault("http-500", responds(500, b"{}"), "HTTP 500"),
+    Fault("http-502-html", responds(502, b"<h1>Bad Gateway</h1>", "text/html"), "HTTP 502"),
+    Fault("http-503", responds(503, b"", **{"Retry-After": "120"}), "HTTP 503"),
+    Fault("html-page", responds(200, b"<html>Down</html>", "text/html"), NOT_JSON + "text/html)"),
+    Fault("invalid-json", responds(200, b'{"keys": [{"kty":'), NOT_JSON + "application/json)"),
+    Fault("json-without-keys", responds(200, b'{"issuer": "x"}'), "the document is not a JWK Set"),
+    Fault("empty-key-set", responds(200, b'{"keys": []}'), NO_USABLE_KEY),
     Fault(
-        "http-502-html",
-        lambda p, o: p.__setattr__("respond", answer(502, b"<h1>Bad Gateway</h1>", "text/html")),
-        "HTTP 502",
-    ),
-    Fault(
-        "http-503-retry-after",
-        lambda p, o: p.__setattr__("respond", answer(503, b"", **{"Retry-After": "120"})),
-        "HTTP 503",
-    ),
-    Fault(
-        "html-page",
-        lambda p, o: p.__setattr__("respond", answer(200, b"<html>Maintenance</html>", "text/html")),
-        "the body is not JSON (Content-Type: text/html)",
-    ),
-    Fault(
-        "invalid-json",
-        lambda p, o: p.__setattr__("respond", answer(200, b'{"keys": [{"kty": "RSA",')),
-        "the body is not JSON (Content-Type: application/json)",
-    ),
-    Fault(
-        "json-without-keys",
-        lambda p, o: p.__setattr__("respond", answer(200, b'{"issuer": "https://tenant/"}')),
-        "the document is not a JWK Set",
-    ),
-    Fault(
-        "empty-key-set",
-        lambda p, o: p.__setattr__("respond", answer(200, b'{"keys": []}')),
-        "the JWK Set holds no usable signing key",
-    ),
-    Fault(
-        "declared-body-over-cap",
-        lambda p, o: p.__setattr__("respond", answer(200, b"{" + b" " * 300_000 + b"}")),
-        "the body is over the size cap",
+        "declared-body-over-cap", responds(200, b" " * 300_000), "the body is over the size cap"
     ),
     Fault("streamed-body-over-cap", _stream_forever, "the body is over the size cap"),
     Fault(
@@ -170,9 +159,7 @@ FAULTS = [
         "redirected to another host (localhost)",
     ),
     Fault(
-        "unsupported-key-types",
-        _unsupported_keys,
-        "the JWK Set holds no usable signing key (key types: PQC, RSA, oct)",
+        "unsupported-key-types", _unsupported_keys, NO_USABLE_KEY + " (key types: PQC, RSA, oct)"
     ),
 ]
 
@@ -215,7 +202,9 @@ def assert_unavailable(response: Any, retry_after: int) -> None:
 
 def assert_logged_without_token(caplog: Any, cause: str, token: str) -> None:
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert any("could not refresh the signing keys" in w and cause in w for w in warnings), warnings
+    assert any("could not refresh the signing keys" in w and cause in w for w in warnings), (
+        warnings
+    )
     assert not any(record.levelno >= logging.ERROR for record in caplog.records)
     assert token not in caplog.text
     assert token.split(".")[2] not in caplog.text
@@ -252,5 +241,7 @@ def test_a_fault_keeps_the_last_good_keys_until_they_are_max_stale(
     assert client.get("/private", headers=bearer(fresh_token)).status_code == 200
 
     clock.advance(1)  # too old now; the attempt made a second ago failed
-    assert_unavailable(client.get("/private", headers=bearer(fresh_token)), retry_after=COOLDOWN - 1)
+    assert_unavailable(
+        client.get("/private", headers=bearer(fresh_token)), retry_after=COOLDOWN - 1
+    )
     assert other.hits == 0

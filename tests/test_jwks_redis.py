@@ -177,7 +177,9 @@ def test_an_unknown_kid_during_another_instances_fetch_waits_for_its_result(
     assert (first.fetch_count, second.fetch_count) == (2, 0)
 
 
-def test_a_new_kid_is_fetched_once_for_every_instance(redis_server, jwks_server, clock, signing_keys):
+def test_a_new_kid_is_fetched_once_for_every_instance(
+    redis_server, jwks_server, clock, signing_keys
+):
     new = signing_keys[2]
     instances = [
         JwksCache(jwks_server.jwks_uri, redis_backend(redis_server.url), POLICY, clock=clock)
@@ -297,7 +299,9 @@ def test_requests_succeed_when_redis_stops_mid_run(
     assert jwks_server.jwks_hits() == 1 + 5
 
     # Logged when it started failing and again a minute later, not at every failure.
-    warnings = [r.getMessage() for r in caplog.records if "shared key cache failed" in r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if "shared key cache failed" in r.getMessage()
+    ]
     assert len(warnings) == 2
     assert "ConnectionError" in warnings[0]
     assert token not in caplog.text

@@ -73,8 +73,12 @@ def test_a_new_key_is_refused_until_the_cooldown_since_the_last_fetch_is_over(
 
 
 def flood(
-    clients: list[Any], mint: Callable[..., str], clock: Any, hits: Callable[[], int],
-    requests: int = 300, step: float = 0.5,
+    clients: list[Any],
+    mint: Callable[..., str],
+    clock: Any,
+    hits: Callable[[], int],
+    requests: int = 300,
+    step: float = 0.5,
 ) -> list[float]:
     """Tokens with random kids, spread over the clients, the clock moving ``step``
     seconds per request; every tenth request carries a good token. Returns the times
@@ -104,7 +108,9 @@ def assert_once_per_cooldown(fetched_at: list[float], start: float, end: float) 
     assert gaps[-1] < late, gaps
 
 
-def test_a_flood_of_random_kids_fetches_at_most_once_per_cooldown(make_app, jwks_server, mint, clock):
+def test_a_flood_of_random_kids_fetches_at_most_once_per_cooldown(
+    make_app, jwks_server, mint, clock
+):
     client = make_app().test_client()
     assert status_and_description(client, mint()) == (200, None)
     start = clock.now
