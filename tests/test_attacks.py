@@ -44,6 +44,21 @@ BAD_SIGNATURE = "The signature is invalid"
 BAD_ISSUER = "The issuer is invalid"
 BAD_AUDIENCE = "The audience is invalid"
 EXPIRED = "The token is expired"
+NOT_YET_VALID = "The token is not valid yet"
+NO_EXPIRATION = "The token has no expiration"
+#: Every ``error_description`` of the error contract (DESIGN.md).
+DESCRIPTIONS = frozenset(
+    {
+        MALFORMED,
+        NO_KEY,
+        BAD_SIGNATURE,
+        BAD_ISSUER,
+        BAD_AUDIENCE,
+        EXPIRED,
+        NOT_YET_VALID,
+        NO_EXPIRATION,
+    }
+)
 
 DEV_ISSUER = "dotnet-user-jwts"
 DEV_AUDIENCE = "http://localhost:5000"
