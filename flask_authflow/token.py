@@ -71,9 +71,17 @@ def _words(scope: str | list[str] | None) -> list[str]:
     return scope
 
 
+#: Claim values that are immutable already (JSON gives ``bool`` as a subclass of ``int``).
+_IMMUTABLE = (str, int, float, type(None))
+
+
 def _frozen(value: Any) -> Any:
+    if isinstance(value, _IMMUTABLE):  # most claims; checked first, it is the cheap test
+        return value
     if isinstance(value, Mapping):
-        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
+        return MappingProxyType(
+            {key: item if isinstance(item, _IMMUTABLE) else _frozen(item) for key, item in value.items()}
+        )
     if isinstance(value, list):
         return tuple(_frozen(item) for item in value)
     return value
