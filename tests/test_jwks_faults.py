@@ -158,6 +158,7 @@ FAULTS = [
         _redirect_to_other_host,
         "redirected to another host (localhost)",
     ),
+    Fault("redirect-to-bad-url", responds(302, b"", Location="http://[::1"), "an invalid URL"),
     Fault(
         "unsupported-key-types", _unsupported_keys, NO_USABLE_KEY + " (key types: PQC, RSA, oct)"
     ),
