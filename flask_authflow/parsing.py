@@ -24,6 +24,16 @@ _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([^ ]+)")
 #: Three base64url segments: the one regex checks both the split and the alphabet.
 _COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_B64URL_VALUE = {
+    char: value
+    for value, char in enumerate(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )
+}
+#: By a segment's length modulo 4, the low bits of its last character that carry no
+#: data. Canonical base64url leaves them zero (RFC 4648 §3.5); set, they would let one
+#: token be spelt several ways, and a signature still verify.
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}
 _TIME_CLAIMS = ("exp", "nbf", "iat")
 _TIME_BOUND = 2**63
 _STRING_OR_LIST_CLAIMS = ("aud", "scope", "role", "roles")
@@ -86,9 +96,11 @@ def parse_token(raw: str) -> UnverifiedToken:
 
 
 def _b64decode(segment: str) -> bytes:
-    # The segment is known to hold base64url characters only, so this is exactly
-    # base64.urlsafe_b64decode without its wrappers (it runs three times per token).
-    if len(segment) % 4 == 1:
+    # The segment is known to hold base64url characters only, so this is
+    # base64.urlsafe_b64decode without its wrappers (it runs three times per token),
+    # made strict: only the canonical spelling of the bytes is accepted.
+    remainder = len(segment) % 4
+    if remainder == 1 or (remainder and _B64URL_VALUE[segment[-1]] & _UNUSED_BITS[remainder]):
         raise MalformedToken()
     data = segment.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4)
     try:
