@@ -163,7 +163,7 @@ def authenticate_request() -> Token:
         announce_failure(error, scheme=scheme, subject=None)
         raise
     setattr(g, TOKEN_ATTR, token)
-    token_validated.send(current_app._get_current_object(), scheme=token.scheme, subject=token.subject)
+    token_validated.send(_current_app_object(), scheme=token.scheme, subject=token.subject)
     return token
 
 
@@ -171,12 +171,18 @@ def announce_failure(error: AuthError, *, scheme: str | None, subject: str | Non
     """Send ``authentication_failed`` (never with the token) and log the reason at debug."""
     logger.debug("Flask-AuthFlow refused a request: %s (%s).", error.reason, error.status_code)
     authentication_failed.send(
-        current_app._get_current_object(),
+        _current_app_object(),
         scheme=scheme,
         subject=subject,
         reason=error.reason,
         status=error.status_code,
     )
+
+
+def _current_app_object() -> Flask:
+    """The real app behind ``current_app``: signal receivers connect to that object."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
 
 
 def _route_request() -> None:

@@ -112,13 +112,14 @@ class TestTokens:
         policy = self._scheme(scheme)
         now = self._clock()
         skew = policy.clock_skew
-        changes: dict[str, Any] = {
+        spoilers: dict[str, dict[str, Any]] = {
             "expired": {"exp": now - skew - 3600},
             "not_yet_valid": {"nbf": now + skew + 3600},
             "no_expiration": {"exp": None},
             "wrong_audience": {"aud": "https://not-this-api.invalid"},
             "wrong_issuer": {"iss": "https://not-this-issuer.invalid/"},
-        }.get(problem, {})
+        }
+        changes = spoilers.get(problem, {})
         if problem == "malformed":
             return "not.a-valid.token"
         token = self._sign(scheme, "invalid-user", 3600, changes, kid=(
@@ -185,8 +186,10 @@ def _test_key(algorithm: str) -> tuple[Any, Any]:
     if kind == "RSA":
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elif kind == "EC":
-        curve = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}[algorithm]
-        private = ec.generate_private_key(curve())
+        curves: dict[str, ec.EllipticCurve] = {
+            "ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()
+        }
+        private = ec.generate_private_key(curves[algorithm])
     else:
         private = ed25519.Ed25519PrivateKey.generate()
     return private, private.public_key()
