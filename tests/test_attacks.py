@@ -613,6 +613,29 @@ def _replace_segment(token: str, index: int, new: str) -> str:
     return ".".join(parts)
 
 
+B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def with_unused_bits_set(segment: str) -> str:
+    """``segment`` spelt another way that decodes to the same bytes: its last character
+    also carries bits that canonical base64url leaves zero (RFC 4648 §3.5)."""
+    assert len(segment) % 4 in (2, 3), "this length has no unused bits"
+    last = B64URL_ALPHABET.index(segment[-1])
+    return segment[:-1] + B64URL_ALPHABET[last | 1]
+
+
+def _respelt_header(f: Forge) -> str:
+    """The trusted key's token whose header segment has unused bits set; signed over
+    the respelt segment, so only the encoding is wrong."""
+    for pad in ("", "x", "xx"):
+        header = segment(f.header(pad=pad))
+        if len(header) % 4 in (2, 3):
+            signing_input = f"{with_unused_bits_set(header)}.{segment(f.claims())}"
+            signed = signature(signing_input.encode(), f.trusted.private, "RS256")
+            return f"{signing_input}.{b64url(signed)}"
+    raise AssertionError("no header length with unused bits")
+
+
 def _encodings() -> Iterator[Attack]:
     def with_raw_string(raw: bytes) -> Callable[[Forge], str]:
         return lambda f: f.jws(payload=with_member(f.claims(), b'"x":"' + raw + b'"'))
@@ -629,6 +652,12 @@ def _encodings() -> Iterator[Attack]:
                 f.jws(), 1, segment(f.claims()) + "AAAAA"
             ),
             "base64-percent-encoded": lambda f: _replace_segment(f.jws(), 0, "%7B%7D"),
+            # One token, several spellings: a deny list or cache keyed by the token
+            # string would see strangers. RS256 signatures leave 4 bits unused.
+            "base64-unused-bits-set-in-the-signature": lambda f: _replace_segment(
+                f.jws(), 2, with_unused_bits_set(f.jws().split(".")[2])
+            ),
+            "base64-unused-bits-set-in-the-header": _respelt_header,
             "header-invalid-utf8": lambda f: f.jws(b'{"alg":"RS256","kid":"key-0","x":"\xff"}'),
             "payload-invalid-utf8-byte": with_raw_string(b"\xff"),
             "payload-truncated-utf8-sequence": with_raw_string(b"\xc3("),
