@@ -67,9 +67,7 @@ version_banner = False
 #: The Mermaid release whose browser bundle the site serves, and the npm registry's
 #: integrity value (SHA-512) of its package tarball.
 MERMAID_VERSION = "11.12.1"
-MERMAID_INTEGRITY = (
-    "sha512-UlIZrRariB11TY1RtTgUWp65tphtBv4CSq7vyS2ZZ2TgoMjs2nloq+wFqxiwcxlhHUvs7DPGgMjs2aeQxz5h9g=="
-)
+MERMAID_INTEGRITY = "sha512-UlIZrRariB11TY1RtTgUWp65tphtBv4CSq7vyS2ZZ2TgoMjs2nloq+wFqxiwcxlhHUvs7DPGgMjs2aeQxz5h9g=="
 MERMAID_BUNDLE = f"vendor/mermaid-{MERMAID_VERSION}.min.js"
 
 DOCS_DIR = Path(__file__).resolve().parent
@@ -114,7 +112,9 @@ def vendor_mermaid(app: Sphinx) -> None:
             )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             output = getattr(exc, "stderr", "") or ""
-            raise ConfigError(f"npm pack mermaid@{MERMAID_VERSION} failed: {exc}\n{output}") from exc
+            raise ConfigError(
+                f"npm pack mermaid@{MERMAID_VERSION} failed: {exc}\n{output}"
+            ) from exc
         tarball = Path(work) / f"mermaid-{MERMAID_VERSION}.tgz"
         digest = hashlib.sha512(tarball.read_bytes()).digest()
         integrity = "sha512-" + base64.b64encode(digest).decode("ascii")

@@ -59,7 +59,6 @@ EXPECTED_DIAGRAMS = [
 ]
 
 
-
 @dataclass
 class MermaidBlock:
     """What a ``<pre class="mermaid">`` holds after the page's scripts ran."""
@@ -119,7 +118,7 @@ def _is_fresh(site: Path) -> bool:
 def _run_build(command: list[str], what: str) -> None:
     try:
         result = subprocess.run(
-            command, cwd=REPO, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+            command, cwd=REPO, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{what} took longer than {BUILD_TIMEOUT_S} s")
@@ -155,11 +154,11 @@ class _RecordingHandler(SimpleHTTPRequestHandler):
         self._requested = requested
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:
         self._requested.append(self.path.split("?", 1)[0])
         super().do_GET()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -198,7 +197,7 @@ def _rendered_dom(chromium: str, url: str, profile: Path) -> str:
     ]
     try:
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S
+            command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"Chromium did not finish within {BROWSER_TIMEOUT_S} s")
@@ -206,9 +205,7 @@ def _rendered_dom(chromium: str, url: str, profile: Path) -> str:
     return result.stdout
 
 
-def test_overview_diagrams_render_as_svg(
-    served: tuple[str, list[str]], tmp_path: Path
-) -> None:
+def test_overview_diagrams_render_as_svg(served: tuple[str, list[str]], tmp_path: Path) -> None:
     chromium = _chromium()
     base_url, requested = served
 
@@ -233,7 +230,9 @@ def test_overview_diagrams_render_as_svg(
         assert block.svg_widths != ["100%"], f"diagram {number} ignored the site's settings"
     # Mermaid came from this server: the browser had no other place to get it from.
     assert "/_static/mermaid-global.js" in requested, requested
-    bundles = [path for path in requested if re.fullmatch(r"/_static/vendor/mermaid-.+\.min\.js", path)]
+    bundles = [
+        path for path in requested if re.fullmatch(r"/_static/vendor/mermaid-.+\.min\.js", path)
+    ]
     assert bundles, f"the site's Mermaid bundle was never requested; requests: {requested}"
 
 
