@@ -99,17 +99,20 @@ class Forbidden(AuthError):
     """403: the token is valid but does not grant what the view needs."""
 
     status_code = 403
+    error = "forbidden"
 
     def www_authenticate(self) -> str | None:
         return None
 
 
 class InsufficientScope(Forbidden):
+    """A scope the view requires is missing."""
+
     error = "insufficient_scope"
 
 
 class MissingRole(Forbidden):
-    error = "forbidden"
+    """None of the roles the view accepts is present (``error`` stays ``"forbidden"``)."""
 
 
 class KeysUnavailable(AuthError):
