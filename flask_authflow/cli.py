@@ -124,7 +124,12 @@ def _issuer_option(function: F) -> F:
 
 
 def _current_settings() -> Settings:
-    """The app's validated Flask-AuthFlow settings."""
+    """The app's validated Flask-AuthFlow settings: those ``init_app`` read, or, for an
+    app that registered the group without the extension, read now."""
+    state = current_app.extensions.get("authflow")
+    if state is not None:
+        settings: Settings = state.settings
+        return settings
     try:
         return load_settings(
             current_app.config, app_name=current_app.name, debug=current_app.debug
