@@ -36,7 +36,8 @@ class RoutedToken:
     """The routing step's outcome: a token and its scheme, or the error to answer with.
 
     For a token found in the cache, ``cached`` holds the entry and ``token`` is
-    ``None``: it was not parsed again.
+    ``None``: it was not parsed again. Such outcomes are made once, when the token
+    is cached, and handed to every request that presents it.
     """
 
     token: UnverifiedToken | None = None
@@ -61,8 +62,10 @@ class Authenticator:
         self.schemes = schemes
         self._clock = clock
         self.token_cache_size = token_cache_size
-        #: The verified tokens, or ``None`` when the cache is off.
-        self.token_cache = TokenCache(token_cache_size) if token_cache_size > 0 else None
+        #: The verified tokens (as routing outcomes), or ``None`` when the cache is off.
+        self.token_cache: TokenCache[RoutedToken] | None = (
+            TokenCache(token_cache_size) if token_cache_size > 0 else None
+        )
         # The key-set version each scheme last validated with: a change empties the
         # cache entries of the old version.
         self._key_versions: dict[str, float] = {}
@@ -72,11 +75,20 @@ class Authenticator:
         if authorization is None:
             return None
         try:
+            cache = self.token_cache
+            usual = None
+            if cache is not None and authorization.startswith("Bearer "):
+                # The usual spelling, without the regex: a cached token holds base64url
+                # characters and dots only, so bearer_token() would find this very token.
+                usual = authorization[7:]
+                hit = cache.get(usual)
+                if hit is not None:
+                    return hit
             raw = bearer_token(authorization)
-            if self.token_cache is not None:
-                cached = self.token_cache.get(raw)
-                if cached is not None:
-                    return RoutedToken(scheme=cached.scheme, cached=cached)
+            if cache is not None and raw != usual:  # another spelling of the header
+                hit = cache.get(raw)
+                if hit is not None:
+                    return hit
             token = parse_token(raw)
             return RoutedToken(token=token, scheme=route_by_issuer(token, self.schemes))
         except AuthError as error:
@@ -92,7 +104,7 @@ class Authenticator:
             raise routed.error
         try:
             if routed.cached is not None:
-                return self._revalidate(routed.cached)
+                return self._revalidate(routed, routed.cached)
             assert routed.token is not None and routed.scheme is not None
             return self._validate(routed.token, routed.scheme)
         except AuthError:
@@ -101,7 +113,7 @@ class Authenticator:
             # ``from None``: the original message might quote token data.
             raise _unexpected("validation") from None
 
-    def _revalidate(self, cached: CachedToken) -> Token:
+    def _revalidate(self, routed: RoutedToken, cached: CachedToken) -> Token:
         """A cache hit: still good if its keys and its lifetime are; else validate anew."""
         scheme = cached.scheme
         # Asking for the keys is what refreshes them when due; it may also raise
@@ -111,7 +123,7 @@ class Authenticator:
             return cached.token
         raw = cached.token.raw
         assert self.token_cache is not None
-        self.token_cache.discard(raw, cached)
+        self.token_cache.discard(raw, routed)
         return self._validate(parse_token(raw), scheme)
 
     def _validate(self, token: UnverifiedToken, scheme: Scheme) -> Token:
@@ -121,9 +133,15 @@ class Authenticator:
         if cache is not None:
             version = key_set.version
             if self._key_versions.get(scheme.name, version) != version:
-                cache.discard_other_versions(scheme.name, version)
+                name = scheme.name
+                cache.discard_where(
+                    lambda old: old.cached is not None
+                    and old.cached.scheme.name == name
+                    and old.cached.key_version != version
+                )
             self._key_versions[scheme.name] = version
-            cache.put(token.raw, CachedToken.of(validated, scheme, token.kid, version))
+            entry = CachedToken.of(validated, scheme, token.kid, version)
+            cache.put(token.raw, RoutedToken(scheme=scheme, cached=entry))
         return validated
 
 

@@ -19,7 +19,10 @@ determines its scheme (routing reads the scheme from the token's own ``iss``), s
 key is in effect (token, scheme); the entry also holds the scheme, so a hit can skip
 parsing and routing altogether.
 
-It is a bounded LRU map guarded by one lock, safe to share between request threads.
+:class:`TokenCache` is a bounded LRU map guarded by one lock, safe to share between
+request threads. It stores whatever the caller wants back on a hit (the authenticator
+stores its routing outcome, so that a hit allocates nothing); each such value holds a
+:class:`CachedToken`.
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .token import Token
 from .validation import Scheme
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +76,14 @@ class CachedToken:
         return key_version == self.key_version and self.valid_from <= now < self.valid_until
 
 
-class TokenCache:
-    """At most ``max_size`` verified tokens, least recently used evicted first."""
+class TokenCache(Generic[V]):
+    """At most ``max_size`` entries keyed by token string, least recently used evicted first."""
 
     def __init__(self, max_size: int) -> None:
         if max_size < 1:
             raise ValueError("A TokenCache holds at least one token; use none to turn it off.")
         self.max_size = max_size
-        self._entries: OrderedDict[str, CachedToken] = OrderedDict()
+        self._entries: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -85,10 +92,11 @@ class TokenCache:
     def __contains__(self, raw: object) -> bool:
         return raw in self._entries
 
-    def get(self, raw: str) -> CachedToken | None:
+    def get(self, raw: str) -> V | None:
         """The entry for the token string ``raw``, marked as just used; or ``None``.
 
-        The caller must still check :meth:`CachedToken.usable` before trusting it.
+        The caller must still check the entry's :meth:`CachedToken.usable` before
+        trusting it.
         """
         with self._lock:
             entry = self._entries.get(raw)
@@ -96,7 +104,7 @@ class TokenCache:
                 self._entries.move_to_end(raw)
             return entry
 
-    def put(self, raw: str, entry: CachedToken) -> None:
+    def put(self, raw: str, entry: V) -> None:
         """Remember ``entry`` for ``raw``, evicting the least recently used beyond the bound."""
         with self._lock:
             self._entries[raw] = entry
@@ -104,27 +112,23 @@ class TokenCache:
             while len(self._entries) > self.max_size:
                 self._entries.popitem(last=False)
 
-    def discard(self, raw: str, entry: CachedToken) -> None:
+    def discard(self, raw: str, entry: V) -> None:
         """Drop ``raw`` if it still maps to ``entry`` (another thread may have renewed it)."""
         with self._lock:
             if self._entries.get(raw) is entry:
                 del self._entries[raw]
 
-    def discard_other_versions(self, scheme: str, key_version: float) -> int:
-        """Drop every entry of ``scheme`` verified with keys other than ``key_version``.
+    def discard_where(self, stale: Callable[[V], bool]) -> int:
+        """Drop every entry for which ``stale(entry)`` is true; returns how many went.
 
-        Called when a scheme's key set changes, so that entries of a removed or reset
-        key leave memory at once rather than when evicted. Returns how many went.
+        Used when a scheme's key set changes, so that entries of a removed or reset
+        key leave memory at once rather than when evicted.
         """
         with self._lock:
-            stale = [
-                raw
-                for raw, entry in self._entries.items()
-                if entry.scheme.name == scheme and entry.key_version != key_version
-            ]
-            for raw in stale:
+            gone = [raw for raw, entry in self._entries.items() if stale(entry)]
+            for raw in gone:
                 del self._entries[raw]
-        return len(stale)
+        return len(gone)
 
     def clear(self) -> None:
         with self._lock:

@@ -43,7 +43,7 @@ def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def token_cache(app: Flask) -> TokenCache:
+def token_cache(app: Flask) -> TokenCache[Any]:
     cache = get_state(app).authenticator.token_cache
     assert cache is not None
     return cache
@@ -95,12 +95,21 @@ def test_a_hit_gives_the_view_the_same_claims_as_validation(app, client, mint):
     assert len(token_cache(app)) == 1
 
 
-def test_the_header_spelling_does_not_matter(client, mint, verifications):
+@pytest.mark.parametrize("spelling", ["  bearer   {} ", "Bearer  {}", "BEARER {}", "Bearer {}\t"])
+def test_the_header_spelling_does_not_matter(client, mint, verifications, spelling):
     token = mint()
     get_private(client, token)
-    response = client.get("/private", headers={"Authorization": f"  bearer   {token} "})
+    response = client.get("/private", headers={"Authorization": spelling.format(token)})
     assert response.status_code == 200
     assert len(verifications) == 1
+
+
+def test_a_cached_token_with_something_after_it_is_still_malformed(client, mint):
+    token = mint()
+    get_private(client, token)
+    for value in (f"Bearer {token} x", f"Bearer {token}.x", f"Bearer {token}, Bearer {token}"):
+        response = client.get("/private", headers={"Authorization": value})
+        assert response.status_code == 401
 
 
 def test_public_views_do_not_fill_the_cache(app, client, mint, verifications):
@@ -290,8 +299,9 @@ def test_a_view_cannot_change_what_the_next_request_sees(make_app, mint):
     token = mint(scope="read:messages", groups=["users"], meta={"tier": "free"})
     client.get("/meddle", headers=bearer(token))
     assert refused == ["claims item", "nested claim", "nested object", "scopes", "attribute"]
-    cached = token_cache(app).get(token)
-    assert cached is not None
+    routed = token_cache(app).get(token)
+    assert routed is not None and routed.cached is not None
+    cached = routed.cached
     assert cached.token.claims["sub"] == "auth0|user-1"
     assert cached.token.claims["groups"] == ("users",)
     assert cached.token.claims["meta"] == {"tier": "free"}
@@ -356,19 +366,19 @@ def entry(version: float = 1.0, scheme: str = "Auth0", exp: float = 2e9) -> Cach
 
 
 def test_discard_leaves_an_entry_another_request_renewed():
-    cache = TokenCache(4)
+    cache: TokenCache[CachedToken] = TokenCache(4)
     old, new = entry(), entry()
     cache.put("t", new)
     cache.discard("t", old)
     assert cache.get("t") is new
 
 
-def test_discard_other_versions_only_touches_that_scheme():
-    cache = TokenCache(4)
+def test_discard_where_drops_exactly_the_matching_entries():
+    cache: TokenCache[CachedToken] = TokenCache(4)
     cache.put("a", entry(version=1.0))
     cache.put("b", entry(version=2.0))
     cache.put("c", entry(version=1.0, scheme="UserJwts"))
-    assert cache.discard_other_versions("Auth0", 2.0) == 1
+    assert cache.discard_where(lambda e: e.scheme.name == "Auth0" and e.key_version != 2.0) == 1
     assert "a" not in cache and "b" in cache and "c" in cache
 
 
@@ -381,11 +391,11 @@ def test_usable_mirrors_the_lifetime_and_key_checks():
 
 def test_a_cache_needs_a_positive_size():
     with pytest.raises(ValueError):
-        TokenCache(0)
+        TokenCache[CachedToken](0)
 
 
 def test_concurrent_use_keeps_the_bound():
-    cache = TokenCache(50)
+    cache: TokenCache[CachedToken] = TokenCache(50)
     shared = entry()
     errors: list[BaseException] = []
 
