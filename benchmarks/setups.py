@@ -153,7 +153,7 @@ def development_store() -> Iterator[DevelopmentStore]:
 class JwksEndpoint:
     """A real HTTP server on 127.0.0.1 answering every GET with one JWK Set."""
 
-    def __init__(self, jwk_set: dict[str, Any]) -> None:
+    def __init__(self, jwk_set: dict[str, Any], port: int = 0) -> None:
         body = json.dumps(jwk_set).encode()
         endpoint = self
         self.requests = 0
@@ -170,7 +170,7 @@ class JwksEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         port = self._server.server_address[1]
         #: The issuer the tokens name; the JWK Set is at the usual place below it.
