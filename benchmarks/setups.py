@@ -282,7 +282,8 @@ def authflow_app(
     Also serves ``/public`` for the HTTP-level comparison; keyword arguments are
     ``AUTHFLOW_*`` settings without the prefix.
     """
-    app = Flask("authflow")
+    # root_path: the development store must lie outside it, wherever this is run from.
+    app = Flask("authflow", root_path=str(Path(__file__).resolve().parent))
     if issuer is not None:
         app.config.update(
             AUTHFLOW_AUTH0_ISSUER=issuer,
