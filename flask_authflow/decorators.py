@@ -6,6 +6,7 @@ it needs of the token. They work on plain, async and blueprint views alike.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast, overload
@@ -32,6 +33,10 @@ current_token: Token = cast(Token, LocalProxy(_current_token))
 
 
 def _protect(view: F, check: Callable[[Token], None] | None = None) -> F:
+    # Decided once: Flask's ensure_sync hands a plain function back as it is, and
+    # asking per request costs an inspect call.
+    is_async = inspect.iscoroutinefunction(view)
+
     @wraps(view)
     def protected(*args: Any, **kwargs: Any) -> Any:
         token = authenticate_request()
@@ -41,7 +46,9 @@ def _protect(view: F, check: Callable[[Token], None] | None = None) -> F:
             except Forbidden as error:
                 announce_failure(error, scheme=token.scheme, subject=token.subject)
                 raise
-        return current_app.ensure_sync(view)(*args, **kwargs)
+        if is_async:
+            return current_app.ensure_sync(view)(*args, **kwargs)
+        return view(*args, **kwargs)
 
     return cast(F, protected)
 

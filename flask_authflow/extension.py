@@ -12,7 +12,7 @@ from flask import Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_caching import Cache
 
-from .authenticator import Authenticator
+from .authenticator import Authenticator, RoutedToken
 from .cli import user_jwts_cli
 from .config import ConfigurationError, Settings, load_settings
 from .errors import AuthError
@@ -148,28 +148,33 @@ def authenticate_request() -> Token:
 
     :raises AuthError: the documented failure; the app's error handler renders it.
     """
-    token: Token | None = g.get(TOKEN_ATTR)
+    # ``g`` and the app are resolved once: each proxy access costs a context lookup.
+    request_globals = g._get_current_object()
+    token: Token | None = getattr(request_globals, TOKEN_ATTR, None)
     if token is not None:
         return token
-    authenticator = get_state().authenticator
-    if ROUTED_ATTR in g:
-        routed = g.get(ROUTED_ATTR)
-    else:  # the hook did not run, e.g. a view called from another app's request
-        routed = authenticator.route(request.headers.get("Authorization"))
+    app = _current_app_object()
+    authenticator = get_state(app).authenticator
+    routed: RoutedToken | None = getattr(request_globals, ROUTED_ATTR, None)
+    if routed is None:  # no header, or a view called outside the app's hook
+        routed = authenticator.route(request.environ.get("HTTP_AUTHORIZATION"))
     try:
         token = authenticator.authenticate(routed)
     except AuthError as error:
         scheme = routed.scheme.name if routed is not None and routed.scheme is not None else None
         announce_failure(error, scheme=scheme, subject=None)
         raise
-    setattr(g, TOKEN_ATTR, token)
-    token_validated.send(_current_app_object(), scheme=token.scheme, subject=token.subject)
+    setattr(request_globals, TOKEN_ATTR, token)
+    if token_validated.receivers:
+        token_validated.send(app, scheme=token.scheme, subject=token.subject)
     return token
 
 
 def announce_failure(error: AuthError, *, scheme: str | None, subject: str | None) -> None:
     """Send ``authentication_failed`` (never with the token) and log the reason at debug."""
     logger.debug("Flask-AuthFlow refused a request: %s (%s).", error.reason, error.status_code)
+    if not authentication_failed.receivers:
+        return
     authentication_failed.send(
         _current_app_object(),
         scheme=scheme,
@@ -187,9 +192,11 @@ def _current_app_object() -> Flask:
 
 def _route_request() -> None:
     """``before_request``: read the token's issuer and pick its scheme. Problems are
-    only recorded, so public views answer the same with any token or none."""
-    authorization = request.headers.get("Authorization")
-    setattr(g, ROUTED_ATTR, get_state().authenticator.route(authorization))
+    only recorded, so public views answer the same with any token or none. Without an
+    ``Authorization`` header there is nothing to route."""
+    authorization = request.environ.get("HTTP_AUTHORIZATION")
+    if authorization is not None:
+        setattr(g, ROUTED_ATTR, get_state().authenticator.route(authorization))
 
 
 def _render_auth_error(error: AuthError) -> Any:
