@@ -70,6 +70,14 @@ class Authenticator:
         # cache entries of the old version.
         self._key_versions: dict[str, float] = {}
 
+    def replace_schemes(self, schemes: Schemes) -> None:
+        """Judge tokens by ``schemes`` from now on, forgetting every cached verdict
+        (a cached token remembers the scheme, and so the keys, that verified it)."""
+        self.schemes = schemes
+        self._key_versions.clear()
+        if self.token_cache is not None:
+            self.token_cache.clear()
+
     def route(self, authorization: str | None) -> RoutedToken | None:
         """Parse the header and pick the scheme; ``None`` when there is no header."""
         if authorization is None:

@@ -63,15 +63,17 @@ class TestTokens:
         self._original = self._state.authenticator.schemes
         self._clock = self._state.extension._clock
         self._signing: dict[str, tuple[str, Any]] = {}
-        self._state.authenticator.schemes = Schemes(
-            development_issuer=self._original.development_issuer,
-            auth0=self._with_test_key(self._original.auth0),
-            user_jwts=self._with_test_key(self._original.user_jwts),
+        self._state.authenticator.replace_schemes(
+            Schemes(
+                development_issuer=self._original.development_issuer,
+                auth0=self._with_test_key(self._original.auth0),
+                user_jwts=self._with_test_key(self._original.user_jwts),
+            )
         )
 
     def restore(self) -> None:
         """Give the app its real keys back."""
-        self._state.authenticator.schemes = self._original
+        self._state.authenticator.replace_schemes(self._original)
 
     def auth0(
         self,

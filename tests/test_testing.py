@@ -38,11 +38,16 @@ def test_invalid_tokens_are_refused_with_their_description(client, authflow_toke
 
 
 def test_real_tokens_are_refused_while_test_keys_are_installed(app, mint):
-    tokens = TestTokens(app)
     client = app.test_client()
-    assert client.get("/private", headers=bearer(mint())).status_code == 401
+    real = mint()
+    assert client.get("/private", headers=bearer(real)).status_code == 200  # now cached
+    tokens = TestTokens(app)
+    test_token = tokens.auth0()
+    assert client.get("/private", headers=bearer(real)).status_code == 401
+    assert client.get("/private", headers=bearer(test_token)).status_code == 200  # cached too
     tokens.restore()
-    assert client.get("/private", headers=bearer(mint())).status_code == 200
+    assert client.get("/private", headers=bearer(real)).status_code == 200
+    assert client.get("/private", headers=bearer(test_token)).status_code == 401
 
 
 def test_development_tokens_without_touching_the_store(make_app, tmp_path):
