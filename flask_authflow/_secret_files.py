@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import strict_json
+
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -49,21 +51,17 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
+        document = strict_json.loads(text)
     except json.JSONDecodeError as exc:
         # The decoder's message holds a position, never the file's content.
         raise UserSecretsError(
             f"{path} is corrupt: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from exc
-    except ValueError as exc:  # NaN or Infinity, refused by _refuse_constant
+    except (ValueError, RecursionError) as exc:  # NaN, Infinity, duplicates, nesting
         raise UserSecretsError(f"{path} is corrupt: it is not strict JSON.") from exc
     if not isinstance(document, dict):
         raise UserSecretsError(f"{path} is corrupt: it does not hold a JSON object.")
     return document
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
 
 
 def write_json_object(path: Path, document: dict[str, Any]) -> None:

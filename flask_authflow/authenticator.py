@@ -61,7 +61,6 @@ class Authenticator:
     ) -> None:
         self.schemes = schemes
         self._clock = clock
-        self.token_cache_size = token_cache_size
         #: The verified tokens (as routing outcomes), or ``None`` when the cache is off.
         self.token_cache: TokenCache[RoutedToken] | None = (
             TokenCache(token_cache_size) if token_cache_size > 0 else None

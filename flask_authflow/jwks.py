@@ -131,6 +131,13 @@ class JwksCache:
             ``max_stale``; ``retry_after`` is the time until the next attempt.
         """
         keys = self._keys
+        if (
+            keys is not None
+            and kid is not None
+            and keys.knows(kid)
+            and self._age(keys) < self.policy.ttl
+        ):
+            return keys  # the common case: fresh keys that know the kid, one clock read
         if keys is None or self._age(keys) >= self.policy.ttl:
             keys = self._refresh(seen=keys, unknown_kid=None)
         if kid is not None and keys is not None and not keys.knows(kid):

@@ -7,13 +7,14 @@ cause for the log. Nothing a token carries ever chooses the URL.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from . import strict_json
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_REDIRECTS = 3
@@ -61,7 +62,7 @@ def fetch_jwk_set(
         if session is None:
             http.close()
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return strict_json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         shown = content_type.split(";")[0].strip()[:60] or "none"
         raise FetchFailed(f"the body is not JSON (Content-Type: {shown})") from exc
@@ -137,6 +138,3 @@ def _network_cause(exc: BaseException) -> str:
         pending.extend(item for item in linked if isinstance(item, BaseException))
     return type(exc).__name__
 
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

@@ -9,11 +9,11 @@ Anything that is not a well-formed compact JWS with JSON-object header and paylo
 from __future__ import annotations
 
 import binascii
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import strict_json
 from .errors import MalformedToken
 
 #: Longest token accepted, checked before any decoding. Auth0 access tokens with
@@ -109,26 +109,9 @@ def _b64decode(segment: str) -> bytes:
         raise MalformedToken() from exc
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two members with one name let different readers see different claims.
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-#: Strict JSON (no NaN or Infinity, no duplicate names). Built once: ``json.loads``
-#: with options builds a new decoder per call.
-_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
-
-
 def _json_object(data: bytes) -> dict[str, Any]:
     try:
-        value = _JSON.decode(data.decode("utf-8"))
+        value = strict_json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedToken() from exc
     if not isinstance(value, dict):

@@ -269,6 +269,9 @@ class SigningKeyWatcher:
         without key material) and the last good keys stay in use.
         """
         now = self._clock()
+        checked_at = self._checked_at
+        if checked_at is not None and now - checked_at < self._interval:
+            return self._keys  # the common case, decided without the lock
         with self._lock:
             if self._checked_at is not None and now - self._checked_at < self._interval:
                 return self._keys

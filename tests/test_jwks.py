@@ -133,6 +133,14 @@ def test_bad_documents_are_failed_fetches(cache, jwks_server, status, body):
         cache.key_set(None)
 
 
+def test_a_document_with_a_duplicate_member_is_a_failed_fetch(cache, jwks_server, signing_keys):
+    # The last "keys" alone would be a usable set: readers must not pick one silently.
+    body = '{"keys": [], "keys": [%s]}' % json.dumps(signing_keys[0].jwk)
+    jwks_server.serve(body=body.encode())
+    with pytest.raises(KeysUnavailable):
+        cache.key_set(None)
+
+
 def test_a_body_over_the_size_cap_is_a_failed_fetch(cache, jwks_server, signing_keys):
     jwks_server.serve_json({"keys": [signing_keys[0].jwk], "padding": "x" * 300_000})
     with pytest.raises(KeysUnavailable):

@@ -237,6 +237,8 @@ CORRUPT = {
     "not JSON": b'{"a": ',
     "not an object": b"[]",
     "NaN": b'{"a": NaN}',
+    "duplicate member": b'{"a": 1, "a": 2}',
+    "deeply nested": b"[" * 100_000 + b"]" * 100_000,
     "not UTF-8": b'{"a": "\xff"}',
     "keys not a list": json.dumps({USER_JWTS_KEYS: {"Id": "x"}}).encode(),
     "entry not an object": json.dumps({USER_JWTS_KEYS: ["x"]}).encode(),
