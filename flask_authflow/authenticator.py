@@ -110,8 +110,15 @@ class Authenticator:
         if routed.error is not None:
             raise routed.error
         try:
-            if routed.cached is not None:
-                return self._revalidate(routed, routed.cached)
+            cached = routed.cached
+            if cached is not None:
+                # The usual request: a cached token whose keys need no refresh. One
+                # clock read serves the key freshness and the lifetime checks.
+                now = self._clock()
+                keys = cached.scheme.keys.fresh_key_set(now)
+                if keys is not None and cached.usable(now, keys.version):
+                    return cached.token
+                return self._revalidate(routed, cached)
             assert routed.token is not None and routed.scheme is not None
             return self._validate(routed.token, routed.scheme)
         except AuthError:
@@ -121,7 +128,8 @@ class Authenticator:
             raise _unexpected("validation") from None
 
     def _revalidate(self, routed: RoutedToken, cached: CachedToken) -> Token:
-        """A cache hit: still good if its keys and its lifetime are; else validate anew."""
+        """A cache hit whose keys may need a refresh: still good if its keys and its
+        lifetime are; else validate anew."""
         scheme = cached.scheme
         # Asking for the keys is what refreshes them when due; it may also raise
         # KeysUnavailable, exactly as validation would.

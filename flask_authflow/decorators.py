@@ -11,25 +11,39 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast, overload
 
-from flask import current_app, g
+from flask import current_app
 from werkzeug.local import LocalProxy
 
 from .errors import Forbidden, InsufficientScope, MissingRole
-from .extension import TOKEN_ATTR, announce_failure, authenticate_request
+from .extension import TOKEN_ATTR, current_g, announce_failure, authenticate_request
 from .token import Token
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _current_token() -> Token:
-    token: Token | None = g.get(TOKEN_ATTR) if g else None
+    try:
+        token: Token | None = current_g().get(TOKEN_ATTR)
+    except RuntimeError:  # no app context
+        token = None
     if token is None:
         raise RuntimeError("current_token is only available inside a protected view.")
     return token
 
 
+class _TokenProxy(LocalProxy):  # type: ignore[type-arg]
+    """A ``LocalProxy`` whose attribute reads go straight to the token: views read
+    ``current_token.subject`` and the like on every request, and werkzeug's generic
+    lookup builds a bound callable for each read."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_current_token(), name)
+
+
 #: The validated :class:`~flask_authflow.token.Token` of the current request.
-current_token: Token = cast(Token, LocalProxy(_current_token))
+current_token: Token = cast(Token, _TokenProxy(_current_token))
 
 
 def _protect(view: F, check: Callable[[Token], None] | None = None) -> F:

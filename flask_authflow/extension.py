@@ -6,9 +6,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, Request, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_caching import Cache
 
@@ -22,10 +22,13 @@ from .signals import authentication_failed, token_validated
 from .token import Token
 from .user_secrets import UserSecretsError, ensure_outside_source_tree
 
+if TYPE_CHECKING:
+    from flask.ctx import _AppCtxGlobals
+
 logger = logging.getLogger("flask_authflow")
 
 EXTENSION_KEY = "authflow"
-#: Where the routing step leaves its outcome on ``g``.
+#: Where the routing step leaves its authenticator and outcome on ``g``.
 ROUTED_ATTR = "_authflow_routed"
 #: Where the validated token is kept on ``g`` for the rest of the request.
 TOKEN_ATTR = "_authflow_token"
@@ -99,7 +102,7 @@ class AuthFlow:
             ),
             cache=cache,
         )
-        app.before_request(_route_request)
+        app.before_request(_routing_hook(app.extensions[EXTENSION_KEY].authenticator))
         app.register_error_handler(AuthError, _render_auth_error)
         if "user-jwts" not in app.cli.commands:
             app.cli.add_command(user_jwts_cli)
@@ -148,16 +151,20 @@ def authenticate_request() -> Token:
 
     :raises AuthError: the documented failure; the app's error handler renders it.
     """
-    # ``g`` and the app are resolved once: each proxy access costs a context lookup.
-    request_globals = g._get_current_object()
-    token: Token | None = getattr(request_globals, TOKEN_ATTR, None)
+    # Context objects are resolved once, through _get_current_object(): each attribute
+    # access through Flask's proxies costs a context lookup (and request.environ
+    # through the proxy costs more than a whole token-cache hit). g.get(), not
+    # getattr(): a missing attribute of g costs an exception inside Flask.
+    request_globals = current_g()
+    token: Token | None = request_globals.get(TOKEN_ATTR)
     if token is not None:
         return token
-    app = _current_app_object()
-    authenticator = get_state(app).authenticator
-    routed: RoutedToken | None = getattr(request_globals, ROUTED_ATTR, None)
-    if routed is None:  # no header, or a view called outside the app's hook
-        routed = authenticator.route(request.environ.get("HTTP_AUTHORIZATION"))
+    routing: tuple[Authenticator, RoutedToken] | None = request_globals.get(ROUTED_ATTR)
+    if routing is not None:
+        authenticator, routed = routing
+    else:  # no header, or a view called outside the app's hook
+        authenticator = get_state().authenticator
+        routed = authenticator.route(_request_object().environ.get("HTTP_AUTHORIZATION"))
     try:
         token = authenticator.authenticate(routed)
     except AuthError as error:
@@ -166,7 +173,7 @@ def authenticate_request() -> Token:
         raise
     setattr(request_globals, TOKEN_ATTR, token)
     if token_validated.receivers:
-        token_validated.send(app, scheme=token.scheme, subject=token.subject)
+        token_validated.send(_current_app_object(), scheme=token.scheme, subject=token.subject)
     return token
 
 
@@ -190,13 +197,34 @@ def _current_app_object() -> Flask:
     return app
 
 
-def _route_request() -> None:
-    """``before_request``: read the token's issuer and pick its scheme. Problems are
-    only recorded, so public views answer the same with any token or none. Without an
-    ``Authorization`` header there is nothing to route."""
-    authorization = request.environ.get("HTTP_AUTHORIZATION")
-    if authorization is not None:
-        setattr(g, ROUTED_ATTR, get_state().authenticator.route(authorization))
+def _request_object() -> Request:
+    request_object: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return request_object
+
+
+def current_g() -> _AppCtxGlobals:
+    """The real ``g`` of the current app context; raises ``RuntimeError`` outside one."""
+    request_globals: _AppCtxGlobals = g._get_current_object()  # type: ignore[attr-defined]
+    return request_globals
+
+
+def _routing_hook(authenticator: Authenticator) -> Callable[[], None]:
+    """The ``before_request`` hook of one app, bound to that app's authenticator.
+
+    It leaves ``(authenticator, outcome)`` on ``g``, so that a protected view finds
+    both without looking the app's state up again.
+    """
+    route = authenticator.route
+
+    def route_request() -> None:
+        """Read the token's issuer and pick its scheme. Problems are only recorded, so
+        public views answer the same with any token or none. Without an
+        ``Authorization`` header there is nothing to route."""
+        authorization = _request_object().environ.get("HTTP_AUTHORIZATION")
+        if authorization is not None:
+            setattr(current_g(), ROUTED_ATTR, (authenticator, route(authorization)))
+
+    return route_request
 
 
 def _render_auth_error(error: AuthError) -> Any:

@@ -146,6 +146,14 @@ class JwksCache:
             raise KeysUnavailable(retry_after=self._seconds_until_next_attempt())
         return keys
 
+    def fresh_key_set(self, now: float) -> KeySet | None:
+        """The keys in memory when they are fresh at ``now``, else ``None``; never
+        fetches. A cached token asks this first: no refresh is due while it answers."""
+        keys = self._keys
+        if keys is not None and now - keys.version < self.policy.ttl:
+            return keys
+        return None
+
     @property
     def current(self) -> KeySet | None:
         """The keys in memory, without any refresh."""

@@ -33,6 +33,12 @@ class DevelopmentKeys:
         self._key_set = KeySet(())
         self._version = -1
 
+    def fresh_key_set(self, now: float) -> KeySet | None:
+        watcher = self._watcher
+        if watcher.check_due(now) or watcher.version != self._version:
+            return None
+        return self._key_set
+
     def key_set(self, kid: str | None) -> KeySet:
         keys = self._watcher.keys()
         version = self._watcher.version

@@ -49,6 +49,9 @@ class StaticKeys:
     def key_set(self, kid: str | None) -> KeySet:
         return self._key_set
 
+    def fresh_key_set(self, now: float) -> KeySet:
+        return self._key_set
+
 
 class TestTokens:
     """Sign tokens that ``app`` accepts; see the module docstring.

@@ -262,6 +262,11 @@ class SigningKeyWatcher:
         """Incremented whenever the set of keys changes."""
         return self._version
 
+    def check_due(self, now: float) -> bool:
+        """Whether :meth:`keys` at ``now`` would look at the file again."""
+        checked_at = self._checked_at
+        return checked_at is None or now - checked_at >= self._interval
+
     def keys(self) -> tuple[UserSigningKey, ...]:
         """The keys of the issuer, as of the last check.
 
@@ -269,8 +274,7 @@ class SigningKeyWatcher:
         without key material) and the last good keys stay in use.
         """
         now = self._clock()
-        checked_at = self._checked_at
-        if checked_at is not None and now - checked_at < self._interval:
+        if not self.check_due(now):
             return self._keys  # the common case, decided without the lock
         with self._lock:
             if self._checked_at is not None and now - self._checked_at < self._interval:

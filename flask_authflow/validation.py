@@ -34,6 +34,13 @@ class KeySource(Protocol):
         Raises :class:`~flask_authflow.errors.KeysUnavailable` when there are none.
         """
 
+    def fresh_key_set(self, now: float) -> KeySet | None:
+        """The current keys if no refresh or re-read is due at ``now``, else ``None``.
+
+        Must be cheap and must not fetch, read files or raise: a cached token asks it
+        on every request and falls back to :meth:`key_set` on ``None``.
+        """
+
 
 @dataclass(frozen=True)
 class Scheme:

@@ -37,6 +37,15 @@ def test_keys_are_refetched_after_the_ttl(cache, jwks_server, clock):
     assert jwks_server.jwks_hits() == 2
 
 
+def test_fresh_key_set_answers_from_memory_until_the_ttl(cache, jwks_server, clock):
+    assert cache.fresh_key_set(clock.now) is None, "cold: nothing in memory"
+    assert jwks_server.jwks_hits() == 0, "and asking does not fetch"
+    keys = cache.key_set(None)
+    assert cache.fresh_key_set(clock.now + 599) is keys
+    assert cache.fresh_key_set(clock.now + 600) is None
+    assert jwks_server.jwks_hits() == 1
+
+
 def test_concurrent_cold_requests_cause_one_fetch(cache, jwks_server, signing_keys):
     gate = threading.Event()
     jwks_server.serve_keys(signing_keys[0].jwk)

@@ -70,20 +70,38 @@ def test_distinct_tokens_are_each_verified(client, mint, verifications):
     assert len(verifications) == 3
 
 
-def test_a_hit_still_asks_the_scheme_for_its_current_keys(app, client, mint, monkeypatch):
+def test_a_hit_still_asks_the_scheme_for_its_current_keys(app, client, mint, clock, monkeypatch):
     keys = get_state(app).authenticator.schemes.auth0.keys
-    asked: list[str | None] = []
-    original = keys.key_set
+    asked: list[tuple[str, Any]] = []
+    key_set, fresh_key_set = keys.key_set, keys.fresh_key_set
 
-    def spy(kid: str | None) -> KeySet:
-        asked.append(kid)
-        return original(kid)
+    def key_set_spy(kid: str | None) -> KeySet:
+        asked.append(("key_set", kid))
+        return key_set(kid)
 
-    monkeypatch.setattr(keys, "key_set", spy)
+    def fresh_key_set_spy(now: float) -> KeySet | None:
+        asked.append(("fresh_key_set", now))
+        return fresh_key_set(now)
+
+    monkeypatch.setattr(keys, "key_set", key_set_spy)
+    monkeypatch.setattr(keys, "fresh_key_set", fresh_key_set_spy)
     token = mint()
     get_private(client, token)
     get_private(client, token)
-    assert asked == ["key-0", "key-0"]
+    assert asked == [("key_set", "key-0"), ("fresh_key_set", clock.now)]
+
+
+def test_a_hit_on_keys_due_for_a_refresh_asks_for_them_in_full(
+    app, client, mint, clock, jwks_server, monkeypatch
+):
+    keys = get_state(app).authenticator.schemes.auth0.keys
+    token = mint()
+    get_private(client, token)
+    clock.advance(601)  # past the TTL: no fresh keys, so the hit asks key_set()
+    assert keys.fresh_key_set(clock.now) is None
+    assert get_private(client, token).status_code == 200
+    assert jwks_server.jwks_hits() == 2
+    assert keys.fresh_key_set(clock.now) is not None
 
 
 def test_a_hit_gives_the_view_the_same_claims_as_validation(app, client, mint):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from flask_authflow.schemes import DevelopmentKeys
 from flask_authflow.user_secrets import (
     SigningKeyWatcher,
     UserSecretsError,
@@ -435,6 +436,35 @@ def test_the_watcher_stats_at_most_once_per_interval(counting_store: CountingSto
     clock.now += 0.001
     watcher.keys()
     assert (counting_store.stats, counting_store.reads) == (2, 1), "unchanged file: no re-read"
+
+
+def test_check_due_says_when_keys_would_look_at_the_file(counting_store: CountingStore) -> None:
+    counting_store.get_or_create_key("UserJwts", ISSUER)
+    clock = FakeClock()
+    watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock, interval=1.0)
+    assert watcher.check_due(clock.now), "never checked yet"
+    watcher.keys()
+    assert not watcher.check_due(clock.now + 0.999)
+    assert watcher.check_due(clock.now + 1.0)
+    assert counting_store.stats == 1, "check_due itself never looks at the file"
+
+
+def test_development_keys_are_fresh_only_between_checks(counting_store: CountingStore) -> None:
+    counting_store.get_or_create_key("UserJwts", ISSUER)
+    clock = FakeClock()
+    keys = DevelopmentKeys(SigningKeyWatcher(counting_store, ISSUER, clock=clock))
+    assert keys.fresh_key_set(clock.now) is None, "nothing read yet"
+    current = keys.key_set(None)
+    assert keys.fresh_key_set(clock.now + 0.5) is current
+    assert keys.fresh_key_set(clock.now + 1.0) is None, "a check is due: ask key_set()"
+
+    counting_store.reset_key("UserJwts", ISSUER)
+    clock.now += 1.0
+    keys._watcher.keys()  # the watcher sees the reset before the key source rebuilds
+    assert keys.fresh_key_set(clock.now) is None, "keys changed since the last key set"
+    assert keys.key_set(None).version > current.version
+    assert keys.fresh_key_set(clock.now) is not None
+    assert counting_store.stats == 2
 
 
 def test_the_watcher_picks_up_a_reset_after_the_interval(counting_store: CountingStore) -> None:
