@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import AuthError, MissingToken, UnexpectedFailure
 from .parsing import UnverifiedToken, bearer_token, parse_token
@@ -31,13 +31,12 @@ from .validation import Scheme, validate_with_key_set
 logger = logging.getLogger("flask_authflow")
 
 
-@dataclass(frozen=True, slots=True)
-class RoutedToken:
+class RoutedToken(NamedTuple):
     """The routing step's outcome: a token and its scheme, or the error to answer with.
 
     For a token found in the cache, ``cached`` holds the entry and ``token`` is
     ``None``: it was not parsed again. Such outcomes are made once, when the token
-    is cached, and handed to every request that presents it.
+    is cached, and handed to every request that presents it (immutable: a named tuple).
     """
 
     token: UnverifiedToken | None = None
@@ -83,19 +82,20 @@ class Authenticator:
             return None
         try:
             cache = self.token_cache
-            usual = None
-            if cache is not None and authorization.startswith("Bearer "):
-                # The usual spelling, without the regex: a cached token holds base64url
-                # characters and dots only, so bearer_token() would find this very token.
-                usual = authorization[7:]
-                hit = cache.get(usual)
-                if hit is not None:
-                    return hit
-            raw = bearer_token(authorization)
-            if cache is not None and raw != usual:  # another spelling of the header
-                hit = cache.get(raw)
-                if hit is not None:
-                    return hit
+            if authorization.startswith("Bearer ") and _plain_token(usual := authorization[7:]):
+                # The usual spelling, read without the regex: bearer_token() would
+                # find this very token.
+                raw = usual
+                if cache is not None:
+                    hit = cache.get(raw)
+                    if hit is not None:
+                        return hit
+            else:
+                raw = bearer_token(authorization)
+                if cache is not None:
+                    hit = cache.get(raw)
+                    if hit is not None:
+                        return hit
             token = parse_token(raw)
             return RoutedToken(token=token, scheme=route_by_issuer(token, self.schemes))
         except AuthError as error:
@@ -158,6 +158,12 @@ class Authenticator:
             entry = CachedToken.of(validated, scheme, token.kid, version)
             cache.put(token.raw, RoutedToken(scheme=scheme, cached=entry))
         return validated
+
+
+def _plain_token(value: str) -> bool:
+    """Whether ``value`` is non-empty and free of the white space bearer_token() trims
+    or splits on (any other character is parse_token()'s to judge)."""
+    return bool(value) and " " not in value and "\t" not in value
 
 
 def _unexpected(stage: str) -> UnexpectedFailure:

@@ -159,6 +159,7 @@ def authenticate_request() -> Token:
     token: Token | None = request_globals.get(TOKEN_ATTR)
     if token is not None:
         return token
+    routed: RoutedToken | None
     routing: tuple[Authenticator, RoutedToken] | None = request_globals.get(ROUTED_ATTR)
     if routing is not None:
         authenticator, routed = routing
@@ -204,7 +205,7 @@ def _request_object() -> Request:
 
 def current_g() -> _AppCtxGlobals:
     """The real ``g`` of the current app context; raises ``RuntimeError`` outside one."""
-    request_globals: _AppCtxGlobals = g._get_current_object()  # type: ignore[attr-defined]
+    request_globals: _AppCtxGlobals = g._get_current_object()
     return request_globals
 
 

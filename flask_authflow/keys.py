@@ -8,7 +8,7 @@ from a JWK Set: an HMAC secret published next to public keys would let anyone si
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,11 @@ class KeySet:
     keys: tuple[VerificationKey, ...]
     version: float = 0.0
     by_kid: Mapping[str, tuple[VerificationKey, ...]] = field(init=False, repr=False)
+    #: The answers of :meth:`candidates`, worked out once per key set: by algorithm,
+    #: then by ``kid`` (``None`` for a token without one).
+    _fitting: Mapping[str, Mapping[str | None, tuple[VerificationKey, ...]]] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         by_kid: dict[str, list[VerificationKey]] = {}
@@ -84,14 +89,23 @@ class KeySet:
             if key.kid is not None:
                 by_kid.setdefault(key.kid, []).append(key)
         object.__setattr__(self, "by_kid", {kid: tuple(keys) for kid, keys in by_kid.items()})
+        pools: dict[str | None, tuple[VerificationKey, ...]] = {None: self.keys}
+        pools.update(self.by_kid)
+        fitting = {
+            algorithm: {
+                kid: tuple(key for key in pool if key.fits(algorithm)) for kid, pool in pools.items()
+            }
+            for algorithm in ALGORITHMS
+        }
+        object.__setattr__(self, "_fitting", fitting)
 
     def knows(self, kid: str) -> bool:
         return kid in self.by_kid
 
     def candidates(self, kid: str | None, algorithm: str) -> tuple[VerificationKey, ...]:
         """Keys to try: those with this ``kid``, or every key when the token has none."""
-        pool: Iterable[VerificationKey] = self.keys if kid is None else self.by_kid.get(kid, ())
-        return tuple(key for key in pool if key.fits(algorithm))
+        by_kid = self._fitting.get(algorithm)
+        return () if by_kid is None else by_kid.get(kid, ())
 
 
 class UnusableKeySet(ValueError):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import strict_json
 from .errors import MalformedToken
@@ -21,45 +20,42 @@ from .errors import MalformedToken
 MAX_TOKEN_LENGTH = 16 * 1024
 
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([^ ]+)")
-#: Three base64url segments: the one regex checks both the split and the alphabet.
-_COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+_BASE64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#: What may appear in a compact JWS: deleting these from a token must leave nothing.
+_COMPACT_JWS_CHARACTERS = _BASE64URL + b"."
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_B64URL_VALUE = {
-    char: value
-    for value, char in enumerate(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    )
+#: By a segment's length modulo 4: the characters that may end it, and the padding
+#: the decoder wants. The last character's low bits beyond the data must be zero
+#: (canonical base64url, RFC 4648 §3.5); set, they would let one token be spelt
+#: several ways and a signature still verify. A remainder of 1 is never valid.
+_CANONICAL_ENDINGS = {
+    2: frozenset(char for value, char in enumerate(_BASE64URL) if value & 0b1111 == 0),
+    3: frozenset(char for value, char in enumerate(_BASE64URL) if value & 0b11 == 0),
 }
-#: By a segment's length modulo 4, the low bits of its last character that carry no
-#: data. Canonical base64url leaves them zero (RFC 4648 §3.5); set, they would let one
-#: token be spelt several ways, and a signature still verify.
-_UNUSED_BITS = {2: 0b1111, 3: 0b11}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
 _TIME_CLAIMS = ("exp", "nbf", "iat")
 _TIME_BOUND = 2**63
 _STRING_OR_LIST_CLAIMS = ("aud", "scope", "role", "roles")
 
 
-@dataclass(frozen=True)
-class UnverifiedToken:
-    """A compact JWS split and decoded, with nothing about it verified yet."""
+class UnverifiedToken(NamedTuple):
+    """A compact JWS split and decoded, with nothing about it verified yet.
 
-    raw: str = field(repr=False)
-    header: dict[str, Any] = field(repr=False)
-    payload: dict[str, Any] = field(repr=False)
-    signing_input: bytes = field(repr=False)
-    signature: bytes = field(repr=False)
+    ``algorithm``, ``kid`` and ``issuer`` are read from the header and payload once,
+    when parsing has checked their types.
+    """
 
-    @property
-    def algorithm(self) -> str:
-        return self.header["alg"]  # type: ignore[no-any-return]
+    raw: str
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    algorithm: str
+    kid: str | None
+    issuer: str | None
 
-    @property
-    def kid(self) -> str | None:
-        return self.header.get("kid")
-
-    @property
-    def issuer(self) -> str | None:
-        return self.payload.get("iss")
+    def __repr__(self) -> str:  # never the token or its claims
+        return f"UnverifiedToken(algorithm={self.algorithm!r}, kid={self.kid!r})"
 
 
 def bearer_token(authorization: str) -> str:
@@ -78,33 +74,49 @@ def parse_token(raw: str) -> UnverifiedToken:
     """Split and decode a compact JWS, enforcing the well-formedness rules."""
     if len(raw) > MAX_TOKEN_LENGTH or not raw.isascii():
         raise MalformedToken()
-    match = _COMPACT_JWS.fullmatch(raw)
-    if match is None:
+    data = raw.encode("ascii")
+    # One pass in C checks the alphabet of all three segments.
+    if data.translate(None, _COMPACT_JWS_CHARACTERS):
         raise MalformedToken()
-    header_part, payload_part, signature_part = match.groups()
+    segments = data.split(b".")
+    if len(segments) != 3:
+        raise MalformedToken()
+    header_part, payload_part, signature_part = segments
     header = _json_object(_b64decode(header_part))
     payload = _json_object(_b64decode(payload_part))
-    _check_header(header)
+    algorithm = header.get("alg")
+    kid = header.get("kid")
+    issuer = payload.get("iss")
+    if (
+        not isinstance(algorithm, str)
+        or ("kid" in header and not isinstance(kid, str))
+        # We implement no critical extensions (RFC 7515 §4.1.11), "b64" included.
+        or "crit" in header
+        or header.get("b64", True) is not True
+    ):
+        raise MalformedToken()
     _check_payload(payload)
     return UnverifiedToken(
-        raw=raw,
-        header=header,
-        payload=payload,
-        signing_input=raw[: match.end(2)].encode("ascii"),
-        signature=_b64decode(signature_part),
+        raw,
+        header,
+        payload,
+        data[: len(header_part) + 1 + len(payload_part)],
+        _b64decode(signature_part),
+        algorithm,
+        kid,
+        issuer,
     )
 
 
-def _b64decode(segment: str) -> bytes:
+def _b64decode(segment: bytes) -> bytes:
     # The segment is known to hold base64url characters only, so this is
     # base64.urlsafe_b64decode without its wrappers (it runs three times per token),
     # made strict: only the canonical spelling of the bytes is accepted.
     remainder = len(segment) % 4
-    if remainder == 1 or (remainder and _B64URL_VALUE[segment[-1]] & _UNUSED_BITS[remainder]):
+    if remainder and (remainder == 1 or segment[-1] not in _CANONICAL_ENDINGS[remainder]):
         raise MalformedToken()
-    data = segment.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4)
     try:
-        return binascii.a2b_base64(data)
+        return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + _PADDING[remainder])
     except (binascii.Error, ValueError) as exc:
         raise MalformedToken() from exc
 
@@ -117,16 +129,6 @@ def _json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedToken()
     return value
-
-
-def _check_header(header: dict[str, Any]) -> None:
-    if not isinstance(header.get("alg"), str):
-        raise MalformedToken()
-    if "kid" in header and not isinstance(header["kid"], str):
-        raise MalformedToken()
-    # We implement no critical extensions (RFC 7515 §4.1.11), "b64" included.
-    if "crit" in header or header.get("b64", True) is not True:
-        raise MalformedToken()
 
 
 def _check_payload(payload: dict[str, Any]) -> None:

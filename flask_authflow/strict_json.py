@@ -25,8 +25,19 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # Built once: ``json.loads`` with options builds a new decoder on every call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
+#: The decoder's scanner (C code): it reads one value at an index and nothing around it.
+_SCAN_VALUE = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def loads(text: str) -> Any:
     """Parse ``text`` as strict JSON."""
+    # Compact JSON (what tokens carry) is one value filling the whole text: the
+    # scanner alone reads it, without the decoder's Python-level wrappers. Anything
+    # else (white space around the value, errors) takes the decoder's full path.
+    try:
+        value, end = _SCAN_VALUE(text, 0)
+    except StopIteration:
+        end = -1
+    if end == len(text):
+        return value
     return _DECODER.decode(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any
 
@@ -44,8 +45,10 @@ class Token:
         cls, raw: str, scheme: str, claims: Mapping[str, Any], role_claims: Iterable[str] = ()
     ) -> Token:
         """Build a token, reading scopes and roles from the claims."""
-        scopes = set(_words(claims.get("scope")))
-        scopes.update(claims.get("permissions", ()))
+        scopes = frozenset(_words(claims.get("scope")))
+        permissions = claims.get("permissions")
+        if permissions:
+            scopes = scopes.union(permissions)
         roles: set[str] = set()
         for name in ("role", "roles", *role_claims):
             value = claims.get(name)
@@ -58,7 +61,7 @@ class Token:
             raw=raw,
             scheme=scheme,
             claims=_frozen(claims),
-            scopes=frozenset(scopes),
+            scopes=scopes,
             roles=frozenset(roles),
         )
 
@@ -79,6 +82,9 @@ def _frozen(value: Any) -> Any:
     if isinstance(value, _IMMUTABLE):  # most claims; checked first, it is the cheap test
         return value
     if isinstance(value, Mapping):
+        items = value.values()
+        if all(map(isinstance, items, repeat(_IMMUTABLE))):  # flat claims: a plain copy
+            return MappingProxyType(dict(value))
         return MappingProxyType(
             {key: item if isinstance(item, _IMMUTABLE) else _frozen(item) for key, item in value.items()}
         )

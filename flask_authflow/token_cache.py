@@ -31,8 +31,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from .token import Token
 from .validation import Scheme
@@ -40,9 +39,11 @@ from .validation import Scheme
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
-class CachedToken:
-    """A token that passed every check of ``scheme``, and what limits its reuse."""
+class CachedToken(NamedTuple):
+    """A token that passed every check of ``scheme``, and what limits its reuse.
+
+    Immutable (a named tuple: the cheapest immutable record to build, once per new token).
+    """
 
     token: Token
     scheme: Scheme
@@ -59,12 +60,12 @@ class CachedToken:
         claims = token.claims
         not_before = claims.get("nbf")
         return cls(
-            token=token,
-            scheme=scheme,
-            kid=kid,
-            key_version=key_version,
-            valid_from=-math.inf if not_before is None else not_before - scheme.clock_skew,
-            valid_until=claims["exp"] + scheme.clock_skew,
+            token,
+            scheme,
+            kid,
+            key_version,
+            -math.inf if not_before is None else not_before - scheme.clock_skew,
+            claims["exp"] + scheme.clock_skew,
         )
 
     def usable(self, now: float, key_version: float) -> bool:
