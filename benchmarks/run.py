@@ -46,9 +46,12 @@ from setups import (
     authlib_app,
     development_store,
     flask_jwt_extended_app,
+    hs256_verifier,
     mint_many,
     mint_rs256,
     pyjwt_app,
+    rs256_verifier,
+    signature_floor_app,
     unprotected_app,
 )
 
@@ -76,6 +79,9 @@ SAME_TOKEN_COMPETITORS = {
 }
 #: "At least 2x cheaper", comparing the cost each adds above the unprotected view.
 EXTRA_COST_FACTOR = 2.0
+#: For the new-token setups: the setup that does nothing but their signature check,
+#: the least any verifier must add on this machine.
+FLOORS = {"authflow-new": "floor-rs256", "authflow-dev-new": "floor-hs256"}
 
 
 # -- measuring ----------------------------------------------------------------------------
@@ -214,6 +220,11 @@ def setup_factories(
     token, dev_token = tokens.rs256, tokens.hs256
     table: dict[str, tuple[str, Callable[[], Any], Callable[[int], list[dict[str, Any]]]]] = {
         "unprotected": ("unprotected Flask view", unprotected_app, repeated(None)),
+        "floor-rs256": (
+            "floor: the RS256 signature check alone in the view (cryptography, no claims)",
+            lambda: signature_floor_app(rs256_verifier(keys.private.public_key())),
+            repeated(token),
+        ),
         "pyjwt": (
             "jwt.decode in the view (RS256)",
             lambda: pyjwt_app(keys.private.public_key(), "RS256", issuer, AUDIENCE),
@@ -243,6 +254,11 @@ def setup_factories(
             "Flask-AuthFlow, repeated RS256 token, cache off",
             lambda: authflow_app(issuer=issuer, TOKEN_CACHE_SIZE=0),
             repeated(token),
+        ),
+        "floor-hs256": (
+            "floor: the HS256 signature check alone in the view (hmac, no claims)",
+            lambda: signature_floor_app(hs256_verifier(dev_secret)),
+            repeated(dev_token),
         ),
         "pyjwt-hs256": (
             "jwt.decode in the view (development HS256 token)",
@@ -302,6 +318,33 @@ def verdicts(results: list[Measurement]) -> list[dict[str, Any]]:
                 "met": factor >= EXTRA_COST_FACTOR,
             })
     return checks
+
+
+def floors(results: list[Measurement]) -> list[dict[str, Any]]:
+    """How far each new-token setup is above the bare signature check of its token."""
+    by_name = {result.name: result for result in results}
+    return [
+        {
+            "setup": name,
+            "floor": floor,
+            "floor_ratio": round(by_name[floor].ratio, 3),
+            "setup_ratio": round(by_name[name].ratio, 3),
+            "above_floor_us": round(by_name[name].median_us - by_name[floor].median_us, 1),
+            "signature_share_of_extra": round(by_name[floor].extra_us / by_name[name].extra_us, 3)
+            if by_name[name].extra_us > 0 else None,
+        }
+        for name, floor in FLOORS.items()
+    ]
+
+
+def print_floors(rows: list[dict[str, Any]]) -> None:
+    print()
+    for row in rows:
+        print(
+            f"  {row['setup']}: {row['setup_ratio']:.2f}x; its signature check alone "
+            f"({row['floor']}) is {row['floor_ratio']:.2f}x, so no verifier of a new token "
+            f"can be cheaper here; {row['above_floor_us']:.1f} us above that floor"
+        )
 
 
 def machine() -> dict[str, Any]:
@@ -436,8 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         report["jwks_requests"] = endpoint.requests
         report["wsgi"] = [asdict(result) for result in results]
         report["targets"] = verdicts(results)
+        report["floors"] = floors(results)
         print_table(results)
         print_checks(report["targets"])
+        print_floors(report["floors"])
 
         if not args.no_memory:
             print("\nMemory:", file=sys.stderr)

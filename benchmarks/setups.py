@@ -7,12 +7,14 @@ Flask-AuthFlow checks: signature, issuer, audience, ``exp`` with 60 s of leeway.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask, abort, request
 
 from flask_authflow import AuthFlow, current_token, requires_auth
@@ -206,6 +209,38 @@ def unprotected_app() -> Flask:
         return {"sub": "anonymous"}
 
     return app
+
+
+def signature_floor_app(verify: Callable[[bytes, bytes], None]) -> Flask:
+    """Not a verifier: the view checks only the token's signature (``verify(signing
+    input, signature)``, straight into ``cryptography`` or ``hmac``) and nothing else, not
+    even its claims. No correct verifier of a new token can cost less, so this setup
+    shows what the machine's signature check alone costs next to a Flask request."""
+    app = Flask("signature_floor")
+
+    @app.get("/")
+    def view() -> dict[str, Any]:
+        signing_input, _, signature = _bearer().rpartition(".")
+        try:
+            verify(signing_input.encode(), base64.urlsafe_b64decode(signature + "=="))
+        except InvalidSignature:
+            abort(401)
+        return {"sub": "anonymous"}
+
+    return app
+
+
+def rs256_verifier(public_key: rsa.RSAPublicKey) -> Callable[[bytes, bytes], None]:
+    padding_scheme, digest = padding.PKCS1v15(), hashes.SHA256()
+    return lambda message, signature: public_key.verify(signature, message, padding_scheme, digest)
+
+
+def hs256_verifier(secret: bytes) -> Callable[[bytes, bytes], None]:
+    def verify(message: bytes, signature: bytes) -> None:
+        if not hmac.compare_digest(hmac.digest(secret, message, "sha256"), signature):
+            raise InvalidSignature()
+
+    return verify
 
 
 def pyjwt_app(key: Any, algorithm: str, issuer: str, audience: str) -> Flask:

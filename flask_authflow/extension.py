@@ -154,8 +154,9 @@ def authenticate_request() -> Token:
     # Context objects are resolved once, through _get_current_object(): each attribute
     # access through Flask's proxies costs a context lookup (and request.environ
     # through the proxy costs more than a whole token-cache hit). g.get(), not
-    # getattr(): a missing attribute of g costs an exception inside Flask.
-    request_globals = current_g()
+    # getattr(): a missing attribute of g costs an exception inside Flask. This runs
+    # on every protected request, so these are written out rather than helpers.
+    request_globals: _AppCtxGlobals = g._get_current_object()
     token: Token | None = request_globals.get(TOKEN_ATTR)
     if token is not None:
         return token
@@ -203,12 +204,6 @@ def _request_object() -> Request:
     return request_object
 
 
-def current_g() -> _AppCtxGlobals:
-    """The real ``g`` of the current app context; raises ``RuntimeError`` outside one."""
-    request_globals: _AppCtxGlobals = g._get_current_object()
-    return request_globals
-
-
 def _routing_hook(authenticator: Authenticator) -> Callable[[], None]:
     """The ``before_request`` hook of one app, bound to that app's authenticator.
 
@@ -221,9 +216,10 @@ def _routing_hook(authenticator: Authenticator) -> Callable[[], None]:
         """Read the token's issuer and pick its scheme. Problems are only recorded, so
         public views answer the same with any token or none. Without an
         ``Authorization`` header there is nothing to route."""
-        authorization = _request_object().environ.get("HTTP_AUTHORIZATION")
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
+        authorization = environ.get("HTTP_AUTHORIZATION")
         if authorization is not None:
-            setattr(current_g(), ROUTED_ATTR, (authenticator, route(authorization)))
+            setattr(g._get_current_object(), ROUTED_ATTR, (authenticator, route(authorization)))
 
     return route_request
 
