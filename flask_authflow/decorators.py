@@ -23,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _current_token() -> Token:
     try:
-        token: Token | None = g._get_current_object().get(TOKEN_ATTR)
+        # g's __dict__, as authenticate_request() keeps it there.
+        token: Token | None = vars(g._get_current_object()).get(TOKEN_ATTR)
     except RuntimeError:  # no app context
         token = None
     if token is None:

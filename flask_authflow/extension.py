@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, Request, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -21,9 +21,6 @@ from .schemes import build_schemes
 from .signals import authentication_failed, token_validated
 from .token import Token
 from .user_secrets import UserSecretsError, ensure_outside_source_tree
-
-if TYPE_CHECKING:
-    from flask.ctx import _AppCtxGlobals
 
 logger = logging.getLogger("flask_authflow")
 
@@ -151,12 +148,13 @@ def authenticate_request() -> Token:
 
     :raises AuthError: the documented failure; the app's error handler renders it.
     """
-    # Context objects are resolved once, through _get_current_object(): each attribute
-    # access through Flask's proxies costs a context lookup (and request.environ
-    # through the proxy costs more than a whole token-cache hit). g.get(), not
-    # getattr(): a missing attribute of g costs an exception inside Flask. This runs
-    # on every protected request, so these are written out rather than helpers.
-    request_globals: _AppCtxGlobals = g._get_current_object()
+    # This runs on every protected request, so it is written for speed. Context
+    # objects are resolved once, through _get_current_object(): each attribute access
+    # through Flask's proxies costs a context lookup (request.environ through the
+    # proxy costs more than a whole token-cache hit). g's attributes are read and
+    # written through its __dict__: g.get() and setattr(g, ...) are Python-level
+    # methods, and a missing attribute costs an exception inside Flask.
+    request_globals: dict[str, Any] = vars(g._get_current_object())
     token: Token | None = request_globals.get(TOKEN_ATTR)
     if token is not None:
         return token
@@ -173,7 +171,7 @@ def authenticate_request() -> Token:
         scheme = routed.scheme.name if routed is not None and routed.scheme is not None else None
         announce_failure(error, scheme=scheme, subject=None)
         raise
-    setattr(request_globals, TOKEN_ATTR, token)
+    request_globals[TOKEN_ATTR] = token
     if token_validated.receivers:
         token_validated.send(_current_app_object(), scheme=token.scheme, subject=token.subject)
     return token
@@ -219,7 +217,7 @@ def _routing_hook(authenticator: Authenticator) -> Callable[[], None]:
         environ = request._get_current_object().environ  # type: ignore[attr-defined]
         authorization = environ.get("HTTP_AUTHORIZATION")
         if authorization is not None:
-            setattr(g._get_current_object(), ROUTED_ATTR, (authenticator, route(authorization)))
+            vars(g._get_current_object())[ROUTED_ATTR] = (authenticator, route(authorization))
 
     return route_request
 
