@@ -25,11 +25,11 @@ class Token:
     claims: Mapping[str, Any] = field(repr=False)
     scopes: frozenset[str]
     roles: frozenset[str]
+    #: The ``sub`` claim. An attribute, not a property: views read it on every request.
+    subject: str | None = field(init=False, repr=False)
 
-    @property
-    def subject(self) -> str | None:
-        """The ``sub`` claim."""
-        return self.claims.get("sub")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject", self.claims.get("sub"))
 
     @property
     def issuer(self) -> str | None:

@@ -19,10 +19,14 @@ determines its scheme (routing reads the scheme from the token's own ``iss``), s
 key is in effect (token, scheme); the entry also holds the scheme, so a hit can skip
 parsing and routing altogether.
 
-:class:`TokenCache` is a bounded LRU map guarded by one lock, safe to share between
-request threads. It stores whatever the caller wants back on a hit (the authenticator
-stores its routing outcome, so that a hit allocates nothing); each such value holds a
-:class:`CachedToken`.
+:class:`TokenCache` is a bounded map, safe to share between request threads, that
+evicts first in, first out. A hit writes nothing: it is one dictionary lookup, with no
+lock and no recency to record, so the request a cache exists for costs least. Tokens of
+one issuer share a lifetime, so insertion order is close to expiry order and FIFO
+drops the entries with the least time left; a busy token that is evicted anyway is
+verified once more and goes to the back. The cache stores whatever the caller wants
+back on a hit (the authenticator stores its routing outcome, so that a hit allocates
+nothing); each such value holds a :class:`CachedToken`.
 """
 
 from __future__ import annotations
@@ -78,14 +82,22 @@ class CachedToken(NamedTuple):
 
 
 class TokenCache(Generic[V]):
-    """At most ``max_size`` entries keyed by token string, least recently used evicted first."""
+    """At most ``max_size`` entries keyed by token string; the longest held goes first.
+
+    Lookups take no lock (a dictionary lookup is atomic); writers take one.
+    """
 
     def __init__(self, max_size: int) -> None:
         if max_size < 1:
             raise ValueError("A TokenCache holds at least one token; use none to turn it off.")
         self.max_size = max_size
+        # Insertion order is eviction order; OrderedDict drops its oldest entry in O(1).
         self._entries: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
+        #: ``get(raw)``: the entry for the token string ``raw``, or ``None``. The
+        #: dictionary's own method, so a hit runs no Python code here. The caller must
+        #: still check the entry's :meth:`CachedToken.usable` before trusting it.
+        self.get: Callable[[str], V | None] = self._entries.get
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -93,23 +105,11 @@ class TokenCache(Generic[V]):
     def __contains__(self, raw: object) -> bool:
         return raw in self._entries
 
-    def get(self, raw: str) -> V | None:
-        """The entry for the token string ``raw``, marked as just used; or ``None``.
-
-        The caller must still check the entry's :meth:`CachedToken.usable` before
-        trusting it.
-        """
-        with self._lock:
-            entry = self._entries.get(raw)
-            if entry is not None:
-                self._entries.move_to_end(raw)
-            return entry
-
     def put(self, raw: str, entry: V) -> None:
-        """Remember ``entry`` for ``raw``, evicting the least recently used beyond the bound."""
+        """Remember ``entry`` for ``raw`` at the back, evicting the oldest beyond the bound."""
         with self._lock:
             self._entries[raw] = entry
-            self._entries.move_to_end(raw)
+            self._entries.move_to_end(raw)  # a renewed entry starts over
             while len(self._entries) > self.max_size:
                 self._entries.popitem(last=False)
 

@@ -139,18 +139,31 @@ def test_public_views_do_not_fill_the_cache(app, client, mint, verifications):
 # -- the bound --------------------------------------------------------------------------
 
 
-def test_the_least_recently_used_token_is_evicted_beyond_the_size(make_app, mint, verifications):
+def test_the_longest_held_token_is_evicted_beyond_the_size(make_app, mint, verifications):
     app = make_app(TOKEN_CACHE_SIZE=2)
     client = app.test_client()
     a, b, c = mint(sub="a"), mint(sub="b"), mint(sub="c")
-    for token in (a, b, a, c):  # a is used again after b, so c evicts b
+    for token in (a, b, a, c):  # a hit does not renew a: c evicts it, the first in
         assert get_private(client, token).status_code == 200
     assert len(verifications) == 3
     assert len(token_cache(app)) == 2
-    get_private(client, a)
-    assert len(verifications) == 3
     get_private(client, b)
+    assert len(verifications) == 3
+    get_private(client, a)  # verified again, and now the newest: b goes
     assert len(verifications) == 4
+    assert a in token_cache(app) and b not in token_cache(app) and c in token_cache(app)
+
+
+def test_a_hit_writes_nothing(make_app, mint):
+    app = make_app()
+    client = app.test_client()
+    a, b = mint(sub="a"), mint(sub="b")
+    get_private(client, a)
+    get_private(client, b)
+    before = list(token_cache(app)._entries.items())
+    for token in (a, b, a):
+        assert get_private(client, token).status_code == 200
+    assert list(token_cache(app)._entries.items()) == before
 
 
 def test_size_zero_turns_the_cache_off(make_app, mint, verifications):
