@@ -12,7 +12,7 @@ from .errors import MalformedToken
 from .parsing import is_string_or_strings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Token:
     """A token that passed every check of its scheme.
 
@@ -61,8 +61,8 @@ class Token:
             raw=raw,
             scheme=scheme,
             claims=_frozen(claims),
-            scopes=scopes,
-            roles=frozenset(roles),
+            scopes=scopes or _NONE,
+            roles=frozenset(roles) if roles else _NONE,
         )
 
 
@@ -74,6 +74,8 @@ def _words(scope: str | list[str] | None) -> list[str]:
     return scope
 
 
+#: One empty set for every token without scopes or roles (a cached token keeps its sets).
+_NONE: frozenset[str] = frozenset()
 #: Claim values that are immutable already (JSON gives ``bool`` as a subclass of ``int``).
 _IMMUTABLE = (str, int, float, type(None))
 
