@@ -21,16 +21,24 @@ MAX_TOKEN_LENGTH = 16 * 1024
 
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([^ ]+)")
 _BASE64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-#: What may appear in a compact JWS: deleting these from a token must leave nothing.
-_COMPACT_JWS_CHARACTERS = _BASE64URL + b"."
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+#: One pass over a token, in C, both checks its alphabet and readies it for the
+#: standard base64 decoder: "-" and "_" become "+" and "/", base64url characters and
+#: the dots stay, and every other byte ("+", "/" and "=" included) becomes "!",
+#: which no valid token contains afterwards.
+_TO_STANDARD_OR_BANG = bytes(
+    {ord("-"): ord("+"), ord("_"): ord("/")}.get(byte, byte)
+    if byte in _BASE64URL or byte == ord(".")
+    else ord("!")
+    for byte in range(256)
+)
 #: By a segment's length modulo 4: the characters that may end it, and the padding
 #: the decoder wants. The last character's low bits beyond the data must be zero
 #: (canonical base64url, RFC 4648 §3.5); set, they would let one token be spelt
 #: several ways and a signature still verify. A remainder of 1 is never valid.
+_STANDARD_BASE64 = _BASE64URL.translate(bytes.maketrans(b"-_", b"+/"))
 _CANONICAL_ENDINGS = {
-    2: frozenset(char for value, char in enumerate(_BASE64URL) if value & 0b1111 == 0),
-    3: frozenset(char for value, char in enumerate(_BASE64URL) if value & 0b11 == 0),
+    2: frozenset(char for value, char in enumerate(_STANDARD_BASE64) if value & 0b1111 == 0),
+    3: frozenset(char for value, char in enumerate(_STANDARD_BASE64) if value & 0b11 == 0),
 }
 _PADDING = {0: b"", 2: b"==", 3: b"="}
 _TIME_CLAIMS = ("exp", "nbf", "iat")
@@ -74,9 +82,8 @@ def parse_token(raw: str) -> UnverifiedToken:
     """Split and decode a compact JWS, enforcing the well-formedness rules."""
     if len(raw) > MAX_TOKEN_LENGTH or not raw.isascii():
         raise MalformedToken()
-    data = raw.encode("ascii")
-    # One pass in C checks the alphabet of all three segments.
-    if data.translate(None, _COMPACT_JWS_CHARACTERS):
+    data = raw.encode("ascii").translate(_TO_STANDARD_OR_BANG)
+    if b"!" in data:
         raise MalformedToken()
     segments = data.split(b".")
     if len(segments) != 3:
@@ -100,7 +107,7 @@ def parse_token(raw: str) -> UnverifiedToken:
         raw,
         header,
         payload,
-        data[: len(header_part) + 1 + len(payload_part)],
+        raw[: len(header_part) + 1 + len(payload_part)].encode("ascii"),
         _b64decode(signature_part),
         algorithm,
         kid,
@@ -109,14 +116,14 @@ def parse_token(raw: str) -> UnverifiedToken:
 
 
 def _b64decode(segment: bytes) -> bytes:
-    # The segment is known to hold base64url characters only, so this is
-    # base64.urlsafe_b64decode without its wrappers (it runs three times per token),
-    # made strict: only the canonical spelling of the bytes is accepted.
+    # The segment is known to hold standard base64 characters only (translated from
+    # base64url), so this is base64.urlsafe_b64decode without its wrappers (it runs
+    # three times per token), made strict: only the canonical spelling is accepted.
     remainder = len(segment) % 4
     if remainder and (remainder == 1 or segment[-1] not in _CANONICAL_ENDINGS[remainder]):
         raise MalformedToken()
     try:
-        return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + _PADDING[remainder])
+        return binascii.a2b_base64(segment + _PADDING[remainder])
     except (binascii.Error, ValueError) as exc:
         raise MalformedToken() from exc
 

@@ -45,25 +45,22 @@ class Token:
         cls, raw: str, scheme: str, claims: Mapping[str, Any], role_claims: Iterable[str] = ()
     ) -> Token:
         """Build a token, reading scopes and roles from the claims."""
-        scopes = frozenset(_words(claims.get("scope")))
+        scopes = frozenset(_words(claims.get("scope"))) or _NONE
         permissions = claims.get("permissions")
         if permissions:
             scopes = scopes.union(permissions)
-        roles: set[str] = set()
-        for name in ("role", "roles", *role_claims):
-            value = claims.get(name)
-            if value is None:
-                continue
-            if not is_string_or_strings(value):
-                raise MalformedToken()
-            roles.update([value] if isinstance(value, str) else value)
-        return cls(
-            raw=raw,
-            scheme=scheme,
-            claims=_frozen(claims),
-            scopes=scopes or _NONE,
-            roles=frozenset(roles) if roles else _NONE,
-        )
+        roles = _NONE
+        if role_claims or "role" in claims or "roles" in claims:
+            found: set[str] = set()
+            for name in ("role", "roles", *role_claims):
+                value = claims.get(name)
+                if value is None:
+                    continue
+                if not is_string_or_strings(value):
+                    raise MalformedToken()
+                found.update([value] if isinstance(value, str) else value)
+            roles = frozenset(found) or _NONE
+        return cls(raw=raw, scheme=scheme, claims=_frozen(claims), scopes=scopes, roles=roles)
 
 
 def _words(scope: str | list[str] | None) -> list[str]:
