@@ -112,13 +112,22 @@ class Authenticator:
         try:
             cached = routed.cached
             if cached is not None:
-                # The usual request: a cached token whose keys need no refresh. One
-                # clock read serves the key freshness and the lifetime checks.
+                # A cache hit, the usual request, so written out here: one clock read,
+                # and the scheme's keys without a refresh while they are fresh.
                 now = self._clock()
-                keys = cached.scheme.keys.fresh_key_set(now)
-                if keys is not None and cached.usable(now, keys.version):
+                source = cached.scheme.keys
+                # When a refresh is due, key_set() performs it (or raises
+                # KeysUnavailable, exactly as validation would).
+                keys = source.fresh_key_set(now) or source.key_set(cached.kid)
+                # Still good while validation would pass again: the keys the signature
+                # was checked with, and the bounds of check_lifetime(), which are
+                # now - skew < exp and now + skew >= nbf.
+                if keys.version == cached.key_version and cached.valid_from <= now < cached.valid_until:
                     return cached.token
-                return self._revalidate(routed, cached)
+                raw = cached.token.raw
+                assert self.token_cache is not None
+                self.token_cache.discard(raw, routed)
+                return self._validate(parse_token(raw), cached.scheme)
             assert routed.token is not None and routed.scheme is not None
             return self._validate(routed.token, routed.scheme)
         except AuthError:
@@ -126,20 +135,6 @@ class Authenticator:
         except Exception:  # noqa: BLE001 - the one guard that turns surprises into a 401
             # ``from None``: the original message might quote token data.
             raise _unexpected("validation") from None
-
-    def _revalidate(self, routed: RoutedToken, cached: CachedToken) -> Token:
-        """A cache hit whose keys may need a refresh: still good if its keys and its
-        lifetime are; else validate anew."""
-        scheme = cached.scheme
-        # Asking for the keys is what refreshes them when due; it may also raise
-        # KeysUnavailable, exactly as validation would.
-        key_set = scheme.keys.key_set(cached.kid)
-        if cached.usable(self._clock(), key_set.version):
-            return cached.token
-        raw = cached.token.raw
-        assert self.token_cache is not None
-        self.token_cache.discard(raw, routed)
-        return self._validate(parse_token(raw), scheme)
 
     def _validate(self, token: UnverifiedToken, scheme: Scheme) -> Token:
         """Every check of ``scheme``; a token that passes them all is cached."""

@@ -72,14 +72,6 @@ class CachedToken(NamedTuple):
             claims["exp"] + scheme.clock_skew,
         )
 
-    def usable(self, now: float, key_version: float) -> bool:
-        """Whether validation at ``now`` with keys of ``key_version`` would pass again.
-
-        The bounds mirror :func:`~flask_authflow.validation.check_lifetime`: valid while
-        ``now - skew < exp`` and ``now + skew >= nbf``.
-        """
-        return key_version == self.key_version and self.valid_from <= now < self.valid_until
-
 
 class TokenCache(Generic[V]):
     """At most ``max_size`` entries keyed by token string; the longest held goes first.
@@ -96,7 +88,7 @@ class TokenCache(Generic[V]):
         self._lock = threading.Lock()
         #: ``get(raw)``: the entry for the token string ``raw``, or ``None``. The
         #: dictionary's own method, so a hit runs no Python code here. The caller must
-        #: still check the entry's :meth:`CachedToken.usable` before trusting it.
+        #: still check the entry's keys and lifetime before trusting it.
         self.get: Callable[[str], V | None] = self._entries.get
 
     def __len__(self) -> int:

@@ -413,13 +413,6 @@ def test_discard_where_drops_exactly_the_matching_entries():
     assert "a" not in cache and "b" in cache and "c" in cache
 
 
-def test_usable_mirrors_the_lifetime_and_key_checks():
-    cached = entry(version=1.0, exp=1000.0)  # default skew: 60 s
-    assert cached.usable(1059.0, 1.0)
-    assert not cached.usable(1060.0, 1.0)
-    assert not cached.usable(1000.0, 2.0)
-
-
 def test_a_cache_needs_a_positive_size():
     with pytest.raises(ValueError):
         TokenCache[CachedToken](0)
