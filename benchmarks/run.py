@@ -31,10 +31,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from joserfc.jwk import OctKey, RSAKey
-from werkzeug.test import EnvironBuilder
-
 import http_level
+from joserfc.jwk import OctKey, RSAKey
 from setups import (
     AUDIENCE,
     DEV_AUDIENCE,
@@ -54,6 +52,7 @@ from setups import (
     signature_floor_app,
     unprotected_app,
 )
+from werkzeug.test import EnvironBuilder
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "latest.json"
