@@ -116,9 +116,11 @@ class Authenticator:
                 # and the scheme's keys without a refresh while they are fresh.
                 now = self._clock()
                 source = cached.scheme.keys
-                # When a refresh is due, key_set() performs it (or raises
-                # KeysUnavailable, exactly as validation would).
-                keys = source.fresh_key_set(now) or source.key_set(cached.kid)
+                keys = source.fresh_key_set(now)
+                if keys is None:
+                    # A refresh is due: key_set() performs it (or raises
+                    # KeysUnavailable, exactly as validation would).
+                    keys = source.key_set(cached.kid)
                 # Still good while validation would pass again: the keys the signature
                 # was checked with, and the bounds of check_lifetime(), which are
                 # now - skew < exp and now + skew >= nbf.
