@@ -154,10 +154,28 @@ def test_blueprint_registered_after_init_app_is_protected(make_app, mint):
     assert client.get("/admin/", headers=bearer(mint(roles=["admin"]))).status_code == 200
 
 
-def test_current_token_outside_a_protected_view_raises(app):
+def test_current_token_outside_a_protected_view_raises(make_app, mint):
+    with pytest.raises(RuntimeError, match="only available inside a protected view"):
+        current_token.subject  # no app context at all
+    app = make_app()
     with app.test_request_context("/"):
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="only available inside a protected view"):
             current_token.subject
+    seen: list[str] = []
+
+    @app.get("/peek")
+    def peek():
+        try:
+            seen.append(current_token.subject)
+        except RuntimeError as error:
+            seen.append(str(error))
+        return {}
+
+    client = app.test_client()
+    token = mint()
+    assert client.get("/private", headers=bearer(token)).status_code == 200  # now cached
+    client.get("/peek", headers=bearer(token))
+    assert seen == ["current_token is only available inside a protected view."]
 
 
 def test_token_is_validated_once_per_request(make_app, mint):
