@@ -79,9 +79,12 @@ class AuthFlow:
 
         :raises RuntimeError: when ``app`` was already initialised.
         :raises ConfigurationError: when a setting is wrong; the message names the key.
+            Also when ``app.app_ctx_globals_class`` makes a ``g`` without a
+            ``__dict__``, where Flask-AuthFlow keeps its per-request state.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("Flask-AuthFlow is already initialised on this app.")
+        _check_globals_class(app)
         settings = load_settings(app.config, app_name=app.name, debug=app.debug)
         if settings.is_development:
             try:
@@ -195,6 +198,18 @@ def _current_app_object() -> Flask:
     """The real app behind ``current_app``: signal receivers connect to that object."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     return app
+
+
+def _check_globals_class(app: Flask) -> None:
+    """The request path keeps its state in ``g``'s ``__dict__``; refuse at start-up a
+    custom ``g`` class without one rather than answer 500 to every token later."""
+    try:
+        vars(app.app_ctx_globals_class())
+    except TypeError:
+        raise ConfigurationError(
+            "app.app_ctx_globals_class: Flask-AuthFlow keeps request state in g's "
+            f"__dict__, and {app.app_ctx_globals_class.__name__} instances have none."
+        ) from None
 
 
 def _request_object() -> Request:

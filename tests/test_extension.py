@@ -109,3 +109,24 @@ def test_unexpected_failure_is_logged_without_the_token_and_answered_401(app, cl
     assert "ZeroDivisionError" in caplog.text
     assert token not in caplog.text
     assert token.split(".")[1] not in caplog.text
+
+
+def test_a_g_class_without_a_dict_is_refused_at_start_up(issuer):
+    class SlotsOnly:
+        __slots__ = ("anything",)
+
+    app = Flask(__name__)
+    app.config.update(AUTHFLOW_AUTH0_ISSUER=issuer, AUTHFLOW_AUTH0_AUDIENCE=AUDIENCE)
+    app.app_ctx_globals_class = SlotsOnly  # type: ignore[assignment]
+    with pytest.raises(ConfigurationError, match="app.app_ctx_globals_class"):
+        AuthFlow(app)
+    assert "authflow" not in app.extensions
+
+
+def test_a_g_subclass_works(make_app, mint):
+    from flask.ctx import _AppCtxGlobals
+
+    app = make_app()
+    app.app_ctx_globals_class = type("Globals", (_AppCtxGlobals,), {})
+    response = app.test_client().get("/private", headers=bearer(mint()))
+    assert response.status_code == 200
