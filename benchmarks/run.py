@@ -108,6 +108,9 @@ class Measurement:
     #: The same from each setup's fastest round: steadier on a machine shared with
     #: other work, since interference only ever adds time.
     best_ratio: float = 0.0
+    #: The median, over rounds, of this setup's time over the unprotected view's in
+    #: the same round: a paired estimate, so drift in machine speed cancels out.
+    paired_ratio: float = 0.0
 
 
 def environ_for(token: str | None) -> dict[str, Any]:
@@ -180,10 +183,13 @@ def measure(setups: list[Setup], rounds: int, iterations: int) -> list[Measureme
         for setup in setups
     ]
     base, best_base = results[0].median_us, results[0].min_us
+    base_rounds = per_round[results[0].name]
     for result in results:
         result.ratio = result.median_us / base
         result.extra_us = result.median_us - base
         result.best_ratio = result.min_us / best_base
+        rounds = per_round[result.name]
+        result.paired_ratio = median(ours / theirs for ours, theirs in zip(rounds, base_rounds))
     return results
 
 
@@ -383,13 +389,14 @@ def machine() -> dict[str, Any]:
 def print_table(results: list[Measurement]) -> None:
     print(
         f"\n{'setup':<26} {'median us':>10} {'min..max us':>16} {'ratio':>7} {'extra us':>9}"
-        f" {'best-round ratio':>17}"
+        f" {'best-round ratio':>17} {'paired ratio':>13}"
     )
     for result in results:
         spread = f"{result.min_us:.1f}..{result.max_us:.1f}"
         print(
             f"{result.name:<26} {result.median_us:>10.1f} {spread:>16} "
             f"{result.ratio:>6.2f}x {result.extra_us:>9.1f} {result.best_ratio:>16.2f}x"
+            f" {result.paired_ratio:>12.2f}x"
         )
 
 
