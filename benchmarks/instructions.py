@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from http_level import free_port
 from run import Tokens, setup_factories
 from setups import DevelopmentStore, JwksEndpoint, RsaKeys
 
@@ -85,9 +85,7 @@ def main(names: list[str]) -> int:
         folder = Path(temp)
         keys = RsaKeys.generate()
         (folder / "key.pem").write_bytes(keys.private_pem)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         dev = DevelopmentStore(folder / "usersecrets")
         tokens = Tokens.mint(keys, f"http://127.0.0.1:{port}/", dev, 50 + max(COUNTS))
         (folder / "plan.json").write_text(json.dumps(

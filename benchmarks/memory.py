@@ -123,8 +123,9 @@ def measure(tokens: int, cache_size: int) -> dict[str, Any]:
         "bytes_per_entry": per_entry,
         "cache_bound_mib": round(bound / MIB, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 2),
-        # Bounded: once the cache is full, more distinct tokens add nothing.
-        "bounded": after_fill <= MIB if cache_size else None,
+        # Bounded: once the cache is full, more distinct tokens add nothing. Told only
+        # when the run went on for at least as many tokens again after filling it.
+        "bounded": after_fill <= MIB if cache_size and tokens >= 2 * cache_size else None,
         "method": (
             "RSS from /proc/self/statm after gc.collect(), from the first served token to the "
             "last; bytes per entry from tracemalloc while refilling the emptied cache"

@@ -188,8 +188,9 @@ def measure(setups: list[Setup], rounds: int, iterations: int) -> list[Measureme
         result.ratio = result.median_us / base
         result.extra_us = result.median_us - base
         result.best_ratio = result.min_us / best_base
-        rounds = per_round[result.name]
-        result.paired_ratio = median(ours / theirs for ours, theirs in zip(rounds, base_rounds))
+        result.paired_ratio = median(
+            ours / theirs for ours, theirs in zip(per_round[result.name], base_rounds)
+        )
     return results
 
 
@@ -440,7 +441,7 @@ def print_memory(memory: dict[str, Any]) -> None:
         f"(AUTHFLOW_TOKEN_CACHE_SIZE={cached['cache_size']}):\n"
         f"  RSS grew {cached['rss_growth_mib']:.1f} MiB in all; "
         f"{cached['rss_growth_after_fill_mib']:+.2f} MiB of it after the cache was full "
-        f"({'bounded' if memory['bounded'] else 'NOT bounded'})\n"
+        f"({ {True: 'bounded', False: 'NOT bounded', None: 'too few tokens to tell'}[memory['bounded']] })\n"
         f"  the cache bound: {cached['cache_size']} entries x {cached['bytes_per_entry']:,} bytes "
         f"(tracemalloc) = {cached['cache_bound_mib']:.1f} MiB\n"
         f"  without a cache the same app grew {without['rss_growth_mib']:.1f} MiB over "

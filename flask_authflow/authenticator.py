@@ -26,7 +26,7 @@ from .parsing import UnverifiedToken, bearer_token, parse_token
 from .routing import Schemes, route_by_issuer
 from .token import Token
 from .token_cache import CachedToken, TokenCache
-from .validation import Scheme, validate_with_key_set
+from .validation import Scheme, validate
 
 logger = logging.getLogger("flask_authflow")
 
@@ -81,21 +81,16 @@ class Authenticator:
         if authorization is None:
             return None
         try:
-            cache = self.token_cache
             raw = authorization[7:]
-            if authorization.startswith("Bearer ") and raw and " " not in raw and "\t" not in raw:
-                # The usual spelling, read without the regex: with no white space for
-                # bearer_token() to trim or split on, it would find this very token.
-                if cache is not None:
-                    hit = cache.get(raw)
-                    if hit is not None:
-                        return hit
-            else:
+            if not (authorization.startswith("Bearer ") and raw and " " not in raw and "\t" not in raw):
+                # Not the usual spelling, which is read without the regex: with no white
+                # space to trim or split on, bearer_token() would find this very token.
                 raw = bearer_token(authorization)
-                if cache is not None:
-                    hit = cache.get(raw)
-                    if hit is not None:
-                        return hit
+            cache = self.token_cache
+            if cache is not None:
+                hit = cache.get(raw)
+                if hit is not None:
+                    return hit
             token = parse_token(raw)
             return RoutedToken(token=token, scheme=route_by_issuer(token, self.schemes))
         except AuthError as error:
@@ -140,7 +135,7 @@ class Authenticator:
 
     def _validate(self, token: UnverifiedToken, scheme: Scheme) -> Token:
         """Every check of ``scheme``; a token that passes them all is cached."""
-        validated, key_set = validate_with_key_set(token, scheme, self._clock())
+        validated, key_set = validate(token, scheme, self._clock())
         cache = self.token_cache
         if cache is not None:
             version = key_set.version

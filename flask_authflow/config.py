@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from .user_secrets import check_secrets_id
+
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 
@@ -80,10 +82,6 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.env == DEVELOPMENT
-
-    @property
-    def has_auth0(self) -> bool:
-        return self.auth0_issuer is not None
 
 
 def default_user_secrets_dir() -> Path:
@@ -152,10 +150,10 @@ def load_settings(config: Mapping[str, Any], *, app_name: str, debug: bool) -> S
         raise ConfigurationError("AUTHFLOW_USER_JWTS_AUDIENCES must name at least one audience.")
 
     secrets_id = get("AUTHFLOW_USER_SECRETS_ID") or app_name
-    if not isinstance(secrets_id, str) or secrets_id in (".", "..") or "/" in secrets_id or "\\" in secrets_id:
-        raise ConfigurationError(
-            "AUTHFLOW_USER_SECRETS_ID must be a plain folder name (no path separators)."
-        )
+    try:
+        check_secrets_id(secrets_id)
+    except ValueError as exc:
+        raise ConfigurationError(f"AUTHFLOW_USER_SECRETS_ID: {exc}") from None
     secrets_dir = get("AUTHFLOW_USER_SECRETS_DIR")
     secrets_dir = Path(secrets_dir) if secrets_dir else default_user_secrets_dir()
 

@@ -154,11 +154,6 @@ class JwksCache:
             return keys
         return None
 
-    @property
-    def current(self) -> KeySet | None:
-        """The keys in memory, without any refresh."""
-        return self._keys
-
     # -- refreshing ---------------------------------------------------------------
 
     def _refresh(self, seen: KeySet | None, unknown_kid: str | None) -> KeySet | None:

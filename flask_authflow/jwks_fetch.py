@@ -25,30 +25,24 @@ class FetchFailed(Exception):
     """The key set could not be fetched; ``str(exc)`` is a token-free cause."""
 
 
-def fetch_jwk_set(
-    uri: str,
-    *,
-    timeout: float,
-    max_bytes: int = MAX_DOCUMENT_BYTES,
-    session: requests.Session | None = None,
-) -> Any:
+def fetch_jwk_set(uri: str, *, timeout: float) -> Any:
     """GET ``uri`` and return its JSON document.
 
     ``timeout`` bounds each network operation and, checked between them, the whole
     fetch including redirects; a fetch lasts at most about twice ``timeout``.
 
     :raises FetchFailed: on a connection error, a timeout, a redirect to another
-        origin, a status other than 200, a body over ``max_bytes`` or a body that is
-        not strict JSON.
+        origin, a status other than 200, a body over :data:`MAX_DOCUMENT_BYTES` or a
+        body that is not strict JSON.
     """
     deadline = time.monotonic() + timeout
-    http = session or requests.Session()
+    http = requests.Session()
     try:
         response = _get_following_same_origin(http, uri, deadline)
         with response:
             if response.status_code != 200:
                 raise FetchFailed(f"HTTP {response.status_code}")
-            body = _read_capped(response, max_bytes, deadline)
+            body = _read_capped(response, MAX_DOCUMENT_BYTES, deadline)
             content_type = response.headers.get("Content-Type", "")
     except requests.Timeout as exc:
         raise FetchFailed("timed out") from exc
@@ -59,8 +53,7 @@ def fetch_jwk_set(
     except ValueError as exc:  # requests parses a redirect's Location even when not following it
         raise FetchFailed("an invalid URL or redirect Location") from exc
     finally:
-        if session is None:
-            http.close()
+        http.close()
     try:
         return strict_json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

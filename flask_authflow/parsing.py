@@ -49,12 +49,11 @@ _STRING_OR_LIST_CLAIMS = ("aud", "scope", "role", "roles")
 class UnverifiedToken(NamedTuple):
     """A compact JWS split and decoded, with nothing about it verified yet.
 
-    ``algorithm``, ``kid`` and ``issuer`` are read from the header and payload once,
-    when parsing has checked their types.
+    ``algorithm`` and ``kid`` are all that validation needs of the header, and
+    ``issuer`` is read from the payload: each once, when parsing has checked its type.
     """
 
     raw: str
-    header: dict[str, Any]
     payload: dict[str, Any]
     signing_input: bytes
     signature: bytes
@@ -105,7 +104,6 @@ def parse_token(raw: str) -> UnverifiedToken:
     _check_payload(payload)
     return UnverifiedToken(
         raw,
-        header,
         payload,
         raw[: len(header_part) + 1 + len(payload_part)].encode("ascii"),
         _b64decode(signature_part),

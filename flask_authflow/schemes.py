@@ -30,25 +30,25 @@ class DevelopmentKeys:
 
     def __init__(self, watcher: SigningKeyWatcher) -> None:
         self._watcher = watcher
-        self._key_set = KeySet(())
-        self._version = -1
+        # Its version is the watcher's version it was built from (none yet: -1).
+        self._key_set = KeySet((), version=-1.0)
 
     def fresh_key_set(self, now: float) -> KeySet | None:
-        watcher = self._watcher
-        if watcher.check_due(now) or watcher.version != self._version:
+        watcher, key_set = self._watcher, self._key_set
+        if watcher.check_due(now) or watcher.version != key_set.version:
             return None
-        return self._key_set
+        return key_set
 
     def key_set(self, kid: str | None) -> KeySet:
-        keys = self._watcher.keys()
-        version = self._watcher.version
-        if version != self._version:
-            self._key_set = KeySet(
+        keys, version = self._watcher.current()
+        key_set = self._key_set
+        if key_set.version != version:
+            key_set = KeySet(
                 tuple(VerificationKey(kid=key.id, key_type="oct", key=key.value) for key in keys),
                 version=float(version),
             )
-            self._version = version
-        return self._key_set
+            self._key_set = key_set
+        return key_set
 
 
 def build_schemes(

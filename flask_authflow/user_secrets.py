@@ -84,6 +84,21 @@ def signing_keys_property(scheme: str) -> str:
     return f"{_KEYS_PREFIX}{scheme}{_KEYS_SUFFIX}"
 
 
+def check_secrets_id(secrets_id: object) -> None:
+    """Refuse a user-secrets ID that is not a plain folder name.
+
+    :raises ValueError: for anything but a non-empty string without path separators
+        that is not ``.`` or ``..``.
+    """
+    if (
+        not isinstance(secrets_id, str)
+        or secrets_id in ("", ".", "..")
+        or "/" in secrets_id
+        or "\\" in secrets_id
+    ):
+        raise ValueError(f"A user-secrets ID must be a plain folder name, not {secrets_id!r}.")
+
+
 class UserSecretsStore:
     """The secrets of one project, ``<root>/<secrets_id>``.
 
@@ -96,8 +111,7 @@ class UserSecretsStore:
     """
 
     def __init__(self, root: str | os.PathLike[str], secrets_id: str) -> None:
-        if not secrets_id or secrets_id in (".", "..") or "/" in secrets_id or "\\" in secrets_id:
-            raise ValueError(f"A user-secrets ID must be a plain folder name, not {secrets_id!r}.")
+        check_secrets_id(secrets_id)
         self.root = Path(root).expanduser()
         self.folder = self.root / secrets_id
         self.secrets_path = self.folder / SECRETS_FILE
@@ -251,8 +265,9 @@ class SigningKeyWatcher:
         self._clock = clock
         self._interval = interval
         self._lock = threading.Lock()
-        self._keys: tuple[UserSigningKey, ...] = ()
-        self._version = 0
+        # The keys and their version, replaced together so that no reader pairs the
+        # keys of one version with the number of another.
+        self._current: tuple[tuple[UserSigningKey, ...], int] = ((), 0)
         self._checked_at: float | None = None
         # Distinct from every file_state() result, so the first check always reads.
         self._state: object = object()
@@ -260,7 +275,7 @@ class SigningKeyWatcher:
     @property
     def version(self) -> int:
         """Incremented whenever the set of keys changes."""
-        return self._version
+        return self._current[1]
 
     def check_due(self, now: float) -> bool:
         """Whether :meth:`keys` at ``now`` would look at the file again."""
@@ -268,31 +283,35 @@ class SigningKeyWatcher:
         return checked_at is None or now - checked_at >= self._interval
 
     def keys(self) -> tuple[UserSigningKey, ...]:
-        """The keys of the issuer, as of the last check.
+        """The keys of the issuer, as of the last check; see :meth:`current`."""
+        return self.current()[0]
+
+    def current(self) -> tuple[tuple[UserSigningKey, ...], int]:
+        """The keys of the issuer and their version, as of the last check.
 
         A corrupt or unreadable file is logged once per change of the file (naming it,
         without key material) and the last good keys stay in use.
         """
         now = self._clock()
         if not self.check_due(now):
-            return self._keys  # the common case, decided without the lock
+            return self._current  # the common case, decided without the lock
         with self._lock:
-            if self._checked_at is not None and now - self._checked_at < self._interval:
-                return self._keys
+            if not self.check_due(now):
+                return self._current
             self._checked_at = now
             try:
                 state = self._store.file_state()
                 if state == self._state:
-                    return self._keys
+                    return self._current
                 self._state = state
                 keys = self._store.signing_keys(self._issuer)
             except UserSecretsError as exc:
                 logger.warning("Keeping the last good signing keys: %s", exc)
-                return self._keys
-            if keys != self._keys:
-                self._keys = keys
-                self._version += 1
-            return self._keys
+                return self._current
+            old_keys, version = self._current
+            if keys != old_keys:
+                self._current = (keys, version + 1)
+            return self._current
 
 
 def ensure_outside_source_tree(

@@ -55,16 +55,12 @@ class Scheme:
     role_claims: tuple[str, ...] = ()
 
 
-def validate(token: UnverifiedToken, scheme: Scheme, now: float) -> Token:
-    """Check ``token`` against ``scheme`` at time ``now`` (seconds since the epoch)."""
-    return validate_with_key_set(token, scheme, now)[0]
+def validate(token: UnverifiedToken, scheme: Scheme, now: float) -> tuple[Token, KeySet]:
+    """Check ``token`` against ``scheme`` at time ``now`` (seconds since the epoch).
 
-
-def validate_with_key_set(
-    token: UnverifiedToken, scheme: Scheme, now: float
-) -> tuple[Token, KeySet]:
-    """:func:`validate`, also returning the key set the signature was verified with
-    (a cache of verified tokens records its version)."""
+    Returns the token and the key set its signature was verified with (the cache of
+    verified tokens records that set's version).
+    """
     algorithm = token.algorithm
     if algorithm not in scheme.algorithms:
         raise SigningKeyNotFound()

@@ -57,8 +57,10 @@ def test_client_credentials_token_opens_the_scoped_view(tenant, api_url):
 
 
 def test_wrong_client_secret_gets_no_token(tenant):
-    with pytest.raises(requests.HTTPError):
+    with pytest.raises(requests.HTTPError) as refused:
         fetch_access_token(f"{tenant.issuer}oauth/token", DEMO_CLIENT_ID, "wrong", DEMO_AUDIENCE)
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.json()["error"] == "access_denied"
 
 
 def test_the_client_script_as_a_subprocess(tenant, api_url):

@@ -331,23 +331,20 @@ def test_sharing_resumes_when_redis_comes_back(redis_server, make_app, mint, jwk
 def test_a_redis_that_never_answers_costs_one_bounded_delay(
     make_app, mint, jwks_server, clock, caplog
 ):
-    timeout = FAST_FAILING_OPTIONS["socket_timeout"]
+    # A silent server accepts the connection and never answers: each backend call
+    # costs one socket timeout and a new connection. So the count of connections is
+    # the count of delays paid (no wall-clock timing here).
     with SilentServer() as silent:
         app = make_app(JWKS_REFRESH_COOLDOWN=5, **redis_config(silent.url))
         client = app.test_client()
-        started = time.monotonic()
         response = client.get("/private", headers=bearer(mint()))
-        cold = time.monotonic() - started
         assert response.status_code == 200
         # Every backend call of the refresh would time out; only the first one is made.
-        assert timeout <= cold < 3 * timeout
         assert silent.accepted == 1
 
         clock.advance(6)  # the cooldown is over, the backend still left alone
-        started = time.monotonic()
         response = client.get("/private", headers=bearer(mint(kid="unknown-kid")))
         assert response.status_code == 401
-        assert time.monotonic() - started < timeout
         assert silent.accepted == 1
         assert jwks_server.jwks_hits() == 2
 

@@ -37,6 +37,17 @@ def test_invalid_tokens_are_refused_with_their_description(client, authflow_toke
     assert response.get_json()["error_description"] == PROBLEMS[problem]
 
 
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_invalid_development_tokens_are_refused_with_their_description(make_app, tmp_path, problem):
+    # Both schemes registered: a foreign issuer goes to the Auth0 scheme, which must
+    # still answer with the issuer, not with its algorithm check.
+    app = make_app(ENV="development", USER_SECRETS_DIR=str(tmp_path / "never-created"))
+    tokens = TestTokens(app)
+    response = app.test_client().get("/private", headers=bearer(tokens.invalid(problem, scheme="UserJwts")))
+    assert response.status_code == 401
+    assert response.get_json()["error_description"] == PROBLEMS[problem]
+
+
 def test_real_tokens_are_refused_while_test_keys_are_installed(app, mint):
     client = app.test_client()
     real = mint()
