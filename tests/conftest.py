@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Blueprint, Flask
 from jwks_server import JwksServer
+from redis_server import RedisServer, start_redis
 from support import AUDIENCE, Clock, SigningKey
 
 from flask_authflow import AuthFlow, current_token, requires_auth, requires_role, requires_scope
@@ -73,6 +74,15 @@ def mint(signing_keys: list[SigningKey], clock: Clock, issuer: str) -> Mint:
         return jwt.encode(payload, key.private, algorithm=algorithm, headers=header or None)
 
     return mint_token
+
+
+@pytest.fixture
+def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
+    """A real redis-server of its own on a loopback port (skipped, or with
+    AUTHFLOW_REQUIRE_REDIS failed, when there is no redis-server)."""
+    server = start_redis(tmp_path)
+    yield server
+    server.stop()
 
 
 def add_views(app: Flask) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import FAST_FAILING_OPTIONS, RedisServer, free_port, start_redis
+from redis_server import FAST_FAILING_OPTIONS, free_port
 from support import AUDIENCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,13 +193,6 @@ def run_example(tmp_path, issuer) -> Iterator[Any]:
     yield run
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path)
-    yield server
-    server.stop()
 
 
 def test_four_workers_sharing_redis_fetch_the_keys_once(

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask_caching import Cache
-from redis_server import FAST_FAILING_OPTIONS, RedisServer, SilentServer, start_redis
+from redis_server import FAST_FAILING_OPTIONS, SilentServer
 from support import bearer
 
 from flask_authflow.errors import KeysUnavailable
@@ -23,13 +23,6 @@ from flask_authflow.extension import get_state
 from flask_authflow.jwks import BACKEND_RETRY_INTERVAL, JwksCache, JwksPolicy
 
 POLICY = JwksPolicy(ttl=600, cooldown=30, max_stale=3600, fetch_timeout=2)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path)
-    yield server
-    server.stop()
 
 
 def redis_backend(url: str, **options: Any) -> Any:

@@ -6,22 +6,14 @@ cooldown, in one process or across apps sharing Redis."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from redis_server import FAST_FAILING_OPTIONS, RedisServer, start_redis
+from redis_server import FAST_FAILING_OPTIONS
 from support import bearer
 
 TTL, COOLDOWN = 600, 30
 KEY_NOT_FOUND = "The signature key was not found"
-
-
-@pytest.fixture
-def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path)
-    yield server
-    server.stop()
 
 
 def status_and_description(client: Any, token: str) -> tuple[int, str | None]:

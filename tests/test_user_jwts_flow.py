@@ -2,73 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from support import Clock
 
-from flask_authflow import AuthFlow, current_token, requires_auth, requires_role, requires_scope
 from flask_authflow import user_secrets
 from flask_authflow.user_secrets import UserSecretsStore
 
 
-class FakeClock:
-    """The extension's clock (seconds since the epoch), moved only by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def watcher_clock() -> FakeClock:
-    """The clock the app's AuthFlow and so its key watcher use (no sleeping)."""
-    return FakeClock()
-
-
-AppFactory = Callable[..., Flask]
-
-
-@pytest.fixture
-def make_app(tmp_path: Path, watcher_clock: FakeClock) -> AppFactory:
-    def factory(**config: Any) -> Flask:
-        app = Flask(__name__)
-        app.config.update(
-            AUTHFLOW_ENV="development",
-            AUTHFLOW_USER_SECRETS_DIR=str(tmp_path / "usersecrets"),
-        )
-        app.config.update({f"AUTHFLOW_{name}": value for name, value in config.items()})
-
-        @app.get("/private")
-        @requires_auth
-        def private() -> dict[str, Any]:
-            return {"sub": current_token.subject, "scheme": current_token.scheme}
-
-        @app.get("/scoped")
-        @requires_scope("read:messages", "write:messages")
-        def scoped() -> dict[str, Any]:
-            return {"scopes": sorted(current_token.scopes)}
-
-        @app.get("/roles")
-        @requires_role("admin", "ops")
-        def roles() -> dict[str, Any]:
-            return {"roles": sorted(current_token.roles)}
-
-        AuthFlow(app, clock=watcher_clock)
-        return app
-
-    return factory
-
-
-@pytest.fixture
-def app(make_app: AppFactory, watcher_clock: FakeClock) -> Flask:
-    return make_app()
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The suite's app (its views, its clock) in development."""
+    return make_app(ENV="development")
 
 
 def cli_token(app: Flask, *args: str) -> str:
@@ -117,16 +66,14 @@ def test_the_cli_lifetime_and_audience_are_enforced(app: Flask) -> None:
     assert get(client, "/private", elsewhere).json["error_description"] == "The audience is invalid"
 
 
-def test_key_reset_turns_old_tokens_into_signature_key_not_found(
-    app: Flask, watcher_clock: FakeClock
-) -> None:
+def test_key_reset_turns_old_tokens_into_signature_key_not_found(app: Flask, clock: Clock) -> None:
     client = app.test_client()
     old = cli_token(app)
     assert get(client, "/private", old).status_code == 200
 
     reset = app.test_cli_runner().invoke(args=["user-jwts", "key", "--reset", "--force"])
     assert reset.exit_code == 0, reset.stderr
-    watcher_clock.now += 1.0  # the watcher re-checks the file at most once a second
+    clock.advance(1.0)  # the watcher re-checks the file at most once a second
 
     response = get(client, "/private", old)
     assert response.status_code == 401
@@ -141,9 +88,9 @@ def test_key_reset_turns_old_tokens_into_signature_key_not_found(
 
 
 def test_production_refuses_a_dev_token_without_opening_the_store(
-    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = cli_token(make_app())
+    token = cli_token(make_app(ENV="development"))
     touched: list[str] = []
 
     def spy(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,9 +105,7 @@ def test_production_refuses_a_dev_token_without_opening_the_store(
     monkeypatch.setattr(
         user_secrets, "read_json_object", spy("read", user_secrets.read_json_object)
     )
-    production = make_app(
-        ENV="production", AUTH0_DOMAIN="tenant.example.com", AUTH0_AUDIENCE="https://api"
-    )
+    production = make_app(ENV="production")
 
     response = get(production.test_client(), "/private", token)
 

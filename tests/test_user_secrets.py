@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import Clock
 
 from flask_authflow.schemes import DevelopmentKeys
 from flask_authflow.user_secrets import (
@@ -120,7 +121,9 @@ def test_written_files_are_0600_in_folders_0700_whatever_the_umask(
 
     assert mode_of(store.root) == 0o700
     assert mode_of(store.folder) == 0o700
-    for path in store.folder.iterdir():
+    written = sorted(store.folder.iterdir())
+    assert {store.secrets_path, store.tokens_path} <= set(written)
+    for path in written:
         assert mode_of(path) == 0o600, path
 
 
@@ -408,14 +411,6 @@ class CountingStore(UserSecretsStore):
         return super().signing_keys(issuer)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def counting_store(tmp_path: Path) -> CountingStore:
     return CountingStore(tmp_path / "usersecrets", "my-app")
@@ -423,7 +418,7 @@ def counting_store(tmp_path: Path) -> CountingStore:
 
 def test_the_watcher_stats_at_most_once_per_interval(counting_store: CountingStore) -> None:
     key = counting_store.get_or_create_key("UserJwts", ISSUER)
-    clock = FakeClock()
+    clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock, interval=1.0)
 
     for _ in range(50):
@@ -440,7 +435,7 @@ def test_the_watcher_stats_at_most_once_per_interval(counting_store: CountingSto
 
 def test_check_due_says_when_keys_would_look_at_the_file(counting_store: CountingStore) -> None:
     counting_store.get_or_create_key("UserJwts", ISSUER)
-    clock = FakeClock()
+    clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock, interval=1.0)
     assert watcher.check_due(clock.now), "never checked yet"
     watcher.keys()
@@ -451,7 +446,7 @@ def test_check_due_says_when_keys_would_look_at_the_file(counting_store: Countin
 
 def test_development_keys_are_fresh_only_between_checks(counting_store: CountingStore) -> None:
     counting_store.get_or_create_key("UserJwts", ISSUER)
-    clock = FakeClock()
+    clock = Clock(1000.0)
     keys = DevelopmentKeys(SigningKeyWatcher(counting_store, ISSUER, clock=clock))
     assert keys.fresh_key_set(clock.now) is None, "nothing read yet"
     current = keys.key_set(None)
@@ -469,7 +464,7 @@ def test_development_keys_are_fresh_only_between_checks(counting_store: Counting
 
 def test_the_watcher_picks_up_a_reset_after_the_interval(counting_store: CountingStore) -> None:
     old = counting_store.get_or_create_key("UserJwts", ISSUER)
-    clock = FakeClock()
+    clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
     assert watcher.keys() == (old,)
     version = watcher.version
@@ -482,7 +477,7 @@ def test_the_watcher_picks_up_a_reset_after_the_interval(counting_store: Countin
 
 
 def test_the_watcher_sees_the_first_key_appear(counting_store: CountingStore) -> None:
-    clock = FakeClock()
+    clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
     assert watcher.keys() == ()
     assert watcher.version == 0
@@ -497,7 +492,7 @@ def test_the_version_stays_when_the_file_changes_but_not_the_keys(
     counting_store: CountingStore,
 ) -> None:
     counting_store.get_or_create_key("UserJwts", ISSUER)
-    clock = FakeClock()
+    clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
     watcher.keys()
     version = watcher.version
@@ -514,7 +509,7 @@ def test_a_corrupt_file_keeps_the_last_good_keys_and_is_logged_once(
 ) -> None:
     key = counting_store.get_or_create_key("UserJwts", ISSUER)
     value = base64.b64encode(key.value).decode()
-    clock = FakeClock()
+    clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
     watcher.keys()
     version = watcher.version
