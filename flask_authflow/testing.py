@@ -23,6 +23,7 @@ from flask import Flask
 from .extension import get_state
 from .keys import KeySet, VerificationKey, key_type_for
 from .routing import Schemes
+from .user_jwts import dotnet_value
 from .validation import Scheme
 
 TEST_KID = "flask-authflow-test-key"
@@ -107,7 +108,7 @@ class TestTokens:
         extra: dict[str, Any] = {"unique_name": name}
         for claim, values in (("scope", list(scopes)), ("role", list(roles))):
             if values:
-                extra[claim] = values[0] if len(values) == 1 else values
+                extra[claim] = dotnet_value(values)
         return self._sign("UserJwts", name, expires_in, {**extra, **(claims or {})})
 
     def invalid(self, problem: str, scheme: str = "Auth0") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 import secrets
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, datetime, timedelta, timezone
 from types import MappingProxyType
@@ -157,6 +157,12 @@ def new_token_id(taken: Collection[str] = ()) -> str:
             return token_id
 
 
+def dotnet_value(values: Sequence[str]) -> str | list[str]:
+    """One value as a string and several as an array: how .NET writes ``aud``,
+    ``scope`` and ``role``."""
+    return values[0] if len(values) == 1 else list(values)
+
+
 def issue_token(
     key: UserSigningKey,
     *,
@@ -194,9 +200,9 @@ def issue_token(
     }
     for claim, values in (("scope", _unique(scopes)), ("role", _unique(roles))):
         if values:
-            payload[claim] = values[0] if len(values) == 1 else values
+            payload[claim] = dotnet_value(values)
     payload.update(
-        aud=audience_list[0] if len(audience_list) == 1 else audience_list,
+        aud=dotnet_value(audience_list),
         iss=issuer,
         nbf=_numeric_date(not_before),
         exp=_numeric_date(expires_at),
