@@ -10,6 +10,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 
@@ -21,6 +22,8 @@ class Answer:
     hang: bool = False
     #: When set, the answer waits until the test sets the event.
     gate: threading.Event | None = None
+    #: When set, writes the whole answer itself (e.g. a body that never ends).
+    write: Callable[[BaseHTTPRequestHandler], None] | None = None
 
 
 class JwksServer:
@@ -34,6 +37,7 @@ class JwksServer:
         #: Paths answered with a 302 to the given location.
         self.redirects: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._open = False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +57,15 @@ class JwksServer:
                     return
                 if answer.gate is not None:
                     answer.gate.wait(timeout=30)
+                try:
+                    self._send(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading, as it should past a size cap
+
+            def _send(self, answer: Answer) -> None:
+                if answer.write is not None:
+                    answer.write(self)
+                    return
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -73,12 +86,19 @@ class JwksServer:
 
     def __enter__(self) -> JwksServer:
         self._thread.start()
+        self._open = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening: from now on, connections are refused."""
+        if self._open:
+            self._open = False
+            self.release.set()
+            self._server.shutdown()
+            self._server.server_close()
 
     @property
     def jwks_uri(self) -> str:

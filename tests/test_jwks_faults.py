@@ -7,83 +7,25 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwks_server import Answer, JwksServer
 from support import bearer
 
 TTL, COOLDOWN, MAX_STALE = 600, 30, 3600
-Respond = Callable[[BaseHTTPRequestHandler], None]
-
-
-class Provider:
-    """Answers every GET with ``self.respond`` and counts the requests."""
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.respond: Respond = answer(404, b"")
-        self.release = threading.Event()
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                provider.hits += 1
-                try:
-                    provider.respond(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client stopped reading, as it should
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.jwks_uri = f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        self._open = True
-
-    def serve_keys(self, *jwks: dict[str, Any]) -> None:
-        self.respond = answer(200, json.dumps({"keys": list(jwks)}).encode())
-
-    def close(self) -> None:
-        """Stop listening: from now on, connections are refused."""
-        if self._open:
-            self._open = False
-            self.release.set()
-            self._server.shutdown()
-            self._server.server_close()
-
-
-def answer(
-    status: int, body: bytes, content_type: str = "application/json", **headers: str
-) -> Respond:
-    def respond(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    return respond
 
 
 @dataclass(frozen=True)
 class Fault:
     name: str
     #: Makes the provider misbehave; gets the provider and a second, healthy server.
-    apply: Callable[[Provider, Provider], None]
+    apply: Callable[[JwksServer, JwksServer], None]
     #: What the warning must say.
     cause: str
 
@@ -93,48 +35,49 @@ class Fault:
 
 def responds(
     status: int, body: bytes, content_type: str = "application/json", **headers: str
-) -> Callable[[Provider, Provider], None]:
+) -> Callable[[JwksServer, JwksServer], None]:
     """A fault that is one fixed answer."""
 
-    def apply(provider: Provider, other: Provider) -> None:
-        provider.respond = answer(status, body, content_type, **headers)
+    def apply(provider: JwksServer, other: JwksServer) -> None:
+        provider.serve(status, body, **{"Content-Type": content_type, **headers})
 
     return apply
 
 
-def _hang(provider: Provider, other: Provider) -> None:
-    provider.respond = lambda handler: provider.release.wait(timeout=10)
+def _hang(provider: JwksServer, other: JwksServer) -> None:
+    provider.answer = Answer(hang=True)
 
 
-def _stream_forever(provider: Provider, other: Provider) -> None:
-    def respond(handler: BaseHTTPRequestHandler) -> None:
-        handler.protocol_version = "HTTP/1.0"
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.end_headers()  # no Content-Length: the body ends when the server says so
-        handler.wfile.write(b'{"keys": [], "padding": "')
-        for _ in range(2048):  # up to 32 MiB, far past the cap
-            handler.wfile.write(b"x" * 16384)
-
-    provider.respond = respond
+def _write_forever(handler: BaseHTTPRequestHandler) -> None:
+    handler.protocol_version = "HTTP/1.0"
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.end_headers()  # no Content-Length: the body ends when the server says so
+    handler.wfile.write(b'{"keys": [], "padding": "')
+    for _ in range(2048):  # up to 32 MiB, far past the cap
+        handler.wfile.write(b"x" * 16384)
 
 
-def _redirect_to_other_host(provider: Provider, other: Provider) -> None:
-    other_uri = other.jwks_uri.replace("127.0.0.1", "localhost")
-    provider.respond = answer(302, b"", Location=other_uri)
+def _stream_forever(provider: JwksServer, other: JwksServer) -> None:
+    provider.answer = Answer(write=_write_forever)
 
 
-def _unsupported_keys(provider: Provider, other: Provider) -> None:
+def _redirect_to_other_host(provider: JwksServer, other: JwksServer) -> None:
+    provider.redirect(other.jwks_uri.replace("127.0.0.1", "localhost"))
+
+
+def _unsupported_keys(provider: JwksServer, other: JwksServer) -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
     weak_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(weak)) | {"kid": "weak"}
-    document = {
-        "keys": [
-            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"},
-            weak_jwk,
-            {"kty": "PQC", "kid": "future", "x": "AAAA"},
-        ]
-    }
-    provider.respond = answer(200, json.dumps(document).encode())
+    provider.serve_json(
+        {
+            "keys": [
+                {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"},
+                weak_jwk,
+                {"kty": "PQC", "kid": "future", "x": "AAAA"},
+            ]
+        }
+    )
 
 
 NOT_JSON = "the body is not JSON (Content-Type: "
@@ -166,20 +109,18 @@ FAULTS = [
 
 
 @pytest.fixture
-def provider(signing_keys) -> Iterator[Provider]:
-    server = Provider()
-    server.serve_keys(signing_keys[0].jwk)
-    yield server
-    server.close()
+def provider(signing_keys) -> Iterator[JwksServer]:
+    with JwksServer() as server:
+        server.serve_keys(signing_keys[0].jwk)
+        yield server
 
 
 @pytest.fixture
-def other(signing_keys) -> Iterator[Provider]:
+def other(signing_keys) -> Iterator[JwksServer]:
     """A healthy server on another host name, the target of the redirect fault."""
-    server = Provider()
-    server.serve_keys(signing_keys[0].jwk)
-    yield server
-    server.close()
+    with JwksServer() as server:
+        server.serve_keys(signing_keys[0].jwk)
+        yield server
 
 
 @pytest.fixture
@@ -222,8 +163,8 @@ def test_without_keys_a_fault_answers_503_until_the_cooldown_ends(
     clock.advance(12)
     assert_unavailable(client.get("/private", headers=bearer(token)), retry_after=COOLDOWN - 12)
     # One attempt (none reaches a closed port), and no second within the cooldown.
-    assert provider.hits == (0 if fault.name == "connection-refused" else 1)
-    assert other.hits == 0
+    assert provider.jwks_hits() == (0 if fault.name == "connection-refused" else 1)
+    assert other.jwks_hits() == 0
     assert_logged_without_token(caplog, fault.cause, token)
 
 
@@ -246,4 +187,4 @@ def test_a_fault_keeps_the_last_good_keys_until_they_are_max_stale(
     assert_unavailable(
         client.get("/private", headers=bearer(fresh_token)), retry_after=COOLDOWN - 1
     )
-    assert other.hits == 0
+    assert other.jwks_hits() == 0
