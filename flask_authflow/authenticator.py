@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from .errors import AuthError, MissingToken, UnexpectedFailure
-from .parsing import UnverifiedToken, bearer_token, parse_token
+from .parsing import HeaderMemo, UnverifiedToken, bearer_token, parse_token
 from .routing import Schemes, route_by_issuer
 from .token import Token
 from .token_cache import CachedToken, TokenCache
@@ -67,6 +67,7 @@ class Authenticator:
         # The key-set version each scheme last validated with: a change empties the
         # cache entries of the old version.
         self._key_versions: dict[str, float] = {}
+        self._headers = HeaderMemo()
 
     def replace_schemes(self, schemes: Schemes) -> None:
         """Judge tokens by ``schemes`` from now on, forgetting every cached verdict
@@ -91,7 +92,7 @@ class Authenticator:
                 hit = cache.get(raw)
                 if hit is not None:
                     return hit
-            token = parse_token(raw)
+            token = parse_token(raw, self._headers)
             return RoutedToken(token=token, scheme=route_by_issuer(token, self.schemes))
         except AuthError as error:
             return RoutedToken(error=error)
@@ -124,7 +125,7 @@ class Authenticator:
                 raw = cached.token.raw
                 assert self.token_cache is not None
                 self.token_cache.discard(raw, routed)
-                return self._validate(parse_token(raw), cached.scheme)
+                return self._validate(parse_token(raw, self._headers), cached.scheme)
             assert routed.token is not None and routed.scheme is not None
             return self._validate(routed.token, routed.scheme)
         except AuthError:
@@ -147,8 +148,9 @@ class Authenticator:
                     and old.cached.key_version != version
                 )
             self._key_versions[scheme.name] = version
-            entry = CachedToken.of(validated, scheme, token.kid, version)
-            cache.put(token.raw, RoutedToken(scheme=scheme, cached=entry))
+            if cache.admits(token.raw):
+                entry = CachedToken.of(validated, scheme, token.kid, version)
+                cache.put(token.raw, RoutedToken(scheme=scheme, cached=entry))
         return validated
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from . import strict_json
@@ -77,22 +78,70 @@ def bearer_token(authorization: str) -> str:
     return match.group(1)
 
 
-def parse_token(raw: str) -> UnverifiedToken:
-    """Split and decode a compact JWS, enforcing the well-formedness rules."""
+class HeaderMemo:
+    """The JWS headers already read, so that each distinct header is decoded once.
+
+    An issuer signs every token with one of a few headers (``alg``, ``kid``, ``typ``),
+    so the header segment repeats across tokens while the payload does not. A header's
+    outcome depends on its text alone, and only headers that passed every check are
+    remembered. Bounded: when full it starts over, so a client sending many distinct
+    headers costs at worst the decoding that a memo-less reader always does.
+    """
+
+    def __init__(self, max_size: int = 32) -> None:
+        self.max_size = max_size
+        self._known: dict[bytes, tuple[str, str | None]] = {}
+        #: ``get(segment)``: the header's ``(alg, kid)``, or ``None`` if not yet read.
+        self.get: Callable[[bytes], tuple[str, str | None] | None] = self._known.get
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def remember(self, segment: bytes, fields: tuple[str, str | None]) -> None:
+        known = self._known
+        if len(known) >= self.max_size:
+            known.clear()  # a dict's clear and insert are atomic: threads may share it
+        known[segment] = fields
+
+
+def parse_token(raw: str, headers: HeaderMemo | None = None) -> UnverifiedToken:
+    """Split and decode a compact JWS, enforcing the well-formedness rules.
+
+    ``headers``, when given, remembers the headers read before (see :class:`HeaderMemo`).
+    """
     if len(raw) > MAX_TOKEN_LENGTH or not raw.isascii():
         raise MalformedToken()
-    data = raw.encode("ascii").translate(_TO_STANDARD_OR_BANG)
+    encoded = raw.encode("ascii")
+    data = encoded.translate(_TO_STANDARD_OR_BANG)
     if b"!" in data:
         raise MalformedToken()
     segments = data.split(b".")
     if len(segments) != 3:
         raise MalformedToken()
     header_part, payload_part, signature_part = segments
-    header = _json_object(_b64decode(header_part))
+    fields = None if headers is None else headers.get(header_part)
+    if fields is None:
+        fields = _read_header(header_part)
+        if headers is not None:
+            headers.remember(header_part, fields)
     payload = _json_object(_b64decode(payload_part))
+    _check_payload(payload)
+    return UnverifiedToken(
+        raw,
+        payload,
+        encoded[: len(header_part) + 1 + len(payload_part)],
+        _b64decode(signature_part),
+        fields[0],
+        fields[1],
+        payload.get("iss"),
+    )
+
+
+def _read_header(segment: bytes) -> tuple[str, str | None]:
+    """The header's ``alg`` and ``kid``, once it has passed every check."""
+    header = _json_object(_b64decode(segment))
     algorithm = header.get("alg")
     kid = header.get("kid")
-    issuer = payload.get("iss")
     if (
         not isinstance(algorithm, str)
         or ("kid" in header and not isinstance(kid, str))
@@ -101,16 +150,7 @@ def parse_token(raw: str) -> UnverifiedToken:
         or header.get("b64", True) is not True
     ):
         raise MalformedToken()
-    _check_payload(payload)
-    return UnverifiedToken(
-        raw,
-        payload,
-        raw[: len(header_part) + 1 + len(payload_part)].encode("ascii"),
-        _b64decode(signature_part),
-        algorithm,
-        kid,
-        issuer,
-    )
+    return algorithm, kid
 
 
 def _b64decode(segment: bytes) -> bytes:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from itertools import repeat
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import MalformedToken
 from .parsing import is_string_or_strings
 
+_set = object.__setattr__
 
-@dataclass(frozen=True, slots=True)
+
 class Token:
     """A token that passed every check of its scheme.
 
@@ -20,16 +19,56 @@ class Token:
     that presents the same token without any of them affecting the others.
     """
 
-    raw: str = field(repr=False)
+    # A plain class with slots rather than a frozen dataclass: a new token builds one
+    # per request, and the dataclass's generated __init__ costs three times as much.
+    __slots__ = ("claims", "raw", "roles", "scheme", "scopes", "subject")
+
+    #: The token string, as the client sent it.
+    raw: str
+    #: ``"Auth0"`` or ``"UserJwts"``: the scheme that validated the token.
     scheme: str
-    claims: Mapping[str, Any] = field(repr=False)
+    #: Every claim, read-only (arrays are tuples, objects are read-only mappings).
+    claims: Mapping[str, Any]
+    #: The ``scope`` words and ``permissions`` entries.
     scopes: frozenset[str]
+    #: The ``role`` and ``roles`` entries and those of ``AUTHFLOW_ROLE_CLAIMS``.
     roles: frozenset[str]
     #: The ``sub`` claim. An attribute, not a property: views read it on every request.
-    subject: str | None = field(init=False, repr=False)
+    subject: str | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "subject", self.claims.get("sub"))
+    def __init__(
+        self,
+        raw: str,
+        scheme: str,
+        claims: Mapping[str, Any],
+        scopes: frozenset[str],
+        roles: frozenset[str],
+    ) -> None:
+        _set(self, "raw", raw)
+        _set(self, "scheme", scheme)
+        _set(self, "claims", claims)
+        _set(self, "scopes", scopes)
+        _set(self, "roles", roles)
+        _set(self, "subject", claims.get("sub"))
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"Token is immutable; cannot set {name!r}.")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"Token is immutable; cannot delete {name!r}.")
+
+    def __repr__(self) -> str:  # never the token string or its claims
+        return f"Token(scheme={self.scheme!r}, scopes={self.scopes!r}, roles={self.roles!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Token)
+        return (self.raw, self.scheme, self.claims, self.scopes, self.roles) == (
+            other.raw, other.scheme, other.claims, other.scopes, other.roles
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal tokens may hold unhashable claims
 
     @property
     def issuer(self) -> str | None:
@@ -44,8 +83,17 @@ class Token:
     def from_claims(
         cls, raw: str, scheme: str, claims: Mapping[str, Any], role_claims: Iterable[str] = ()
     ) -> Token:
-        """Build a token, reading scopes and roles from the claims."""
-        scopes = frozenset(_words(claims.get("scope"))) or _NONE
+        """Build a token, reading scopes and roles from the claims (which are copied)."""
+        return cls._own(raw, scheme, dict(claims), role_claims)
+
+    @classmethod
+    def _own(cls, raw: str, scheme: str, claims: dict[str, Any], role_claims: Iterable[str]) -> Token:
+        # Takes ``claims`` over: the caller must hold no other reference to change it by.
+        scope = claims.get("scope")
+        if scope is None:
+            scopes = _NONE
+        else:
+            scopes = frozenset(scope.split() if scope.__class__ is str else scope) or _NONE
         permissions = claims.get("permissions")
         if permissions:
             scopes = scopes.union(permissions)
@@ -60,33 +108,28 @@ class Token:
                     raise MalformedToken()
                 found.update([value] if isinstance(value, str) else value)
             roles = frozenset(found) or _NONE
-        return cls(raw=raw, scheme=scheme, claims=_frozen(claims), scopes=scopes, roles=roles)
-
-
-def _words(scope: str | list[str] | None) -> list[str]:
-    if scope is None:
-        return []
-    if isinstance(scope, str):
-        return scope.split()
-    return scope
+        return cls(raw, scheme, _frozen_object(claims), scopes, roles)
 
 
 #: One empty set for every token without scopes or roles (a cached token keeps its sets).
 _NONE: frozenset[str] = frozenset()
-#: Claim values that are immutable already (JSON gives ``bool`` as a subclass of ``int``).
-_IMMUTABLE = (str, int, float, type(None))
+#: The classes of JSON values that are immutable already (``bool`` included).
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def _frozen_object(value: dict[str, Any]) -> Mapping[str, Any]:
+    """``value`` made read-only, in place of a copy: its arrays become tuples and its
+    objects read-only mappings. The caller must own ``value``."""
+    if set(map(type, value.values())) <= _IMMUTABLE:  # flat, as most claims are
+        return MappingProxyType(value)
+    return MappingProxyType({key: _frozen(item) for key, item in value.items()})
 
 
 def _frozen(value: Any) -> Any:
-    if isinstance(value, _IMMUTABLE):  # most claims; checked first, it is the cheap test
+    if value.__class__ in _IMMUTABLE:
         return value
-    if isinstance(value, Mapping):
-        items = value.values()
-        if all(map(isinstance, items, repeat(_IMMUTABLE))):  # flat claims: a plain copy
-            return MappingProxyType(dict(value))
-        return MappingProxyType(
-            {key: item if isinstance(item, _IMMUTABLE) else _frozen(item) for key, item in value.items()}
-        )
+    if isinstance(value, dict):
+        return _frozen_object(value)
     if isinstance(value, list):
         return tuple(_frozen(item) for item in value)
     return value

@@ -71,7 +71,8 @@ def validate(token: UnverifiedToken, scheme: Scheme, now: float) -> tuple[Token,
     check_lifetime(token.payload, now, scheme.clock_skew)
     if not _audience_matches(token.payload.get("aud"), scheme.audiences):
         raise InvalidAudience()
-    return Token.from_claims(token.raw, scheme.name, token.payload, scheme.role_claims), key_set
+    # The payload was parsed for this token alone: the Token takes it over uncopied.
+    return Token._own(token.raw, scheme.name, token.payload, scheme.role_claims), key_set
 
 
 def verify_signature(token: UnverifiedToken, key_set: KeySet) -> None:

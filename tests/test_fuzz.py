@@ -1,6 +1,6 @@
 """Property-based fuzzing of the whole request path, through the Flask test client.
 
-Four properties, each checked on a few hundred generated requests:
+Five properties, each checked on a few hundred generated requests or tokens:
 
 - any ``Authorization`` value at all is answered 401 with a documented description by a
   protected view, and leaves a public view's answer unchanged;
@@ -9,7 +9,9 @@ Four properties, each checked on a few hundred generated requests:
 - a correctly signed, structurally valid token with random claims passes only when every
   rule holds: the expected answer is computed here from DESIGN.md, not by the library;
 - a valid token with any one character changed is refused (tamper evidence, including
-  the unused bits of base64url).
+  the unused bits of base64url);
+- parsing with the header memo finds exactly what parsing without it finds, for
+  token-shaped strings whose headers repeat (so the memo is hit).
 
 Runs are reproducible (``derandomize=True``, no example database): every run makes the
 same choices; only the JWKS server's port, and so the issuer string, differs. They are
@@ -25,10 +27,13 @@ import json
 import string
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jwks_server import JwksServer
 from support import AUDIENCE, Clock, SigningKey
+from flask_authflow.errors import MalformedToken
+from flask_authflow.parsing import HeaderMemo, UnverifiedToken, parse_token
 from test_attacks import (
     BAD_AUDIENCE,
     BAD_ISSUER,
@@ -192,6 +197,36 @@ def test_any_token_shaped_string_is_refused_and_public_views_do_not_care(
     assert_public_view_unchanged(client, **request)
     # Nothing in a token chooses a URL, not even a jku on the trusted host.
     assert set(jwks_server.hits) <= {JWKS_PATH}
+
+
+@pytest.fixture
+def header_memo() -> HeaderMemo:
+    """One small memo for all of a test's examples: it fills, starts over, and is hit."""
+    return HeaderMemo(max_size=8)
+
+
+def parsed_or_malformed(raw: str, memo: HeaderMemo | None) -> UnverifiedToken | str:
+    try:
+        return parse_token(raw, memo)
+    except MalformedToken:
+        return "malformed"
+
+
+@FUZZ
+@given(data=st.data())
+def test_the_header_memo_never_changes_what_parsing_finds(
+    header_memo: HeaderMemo, issuer: str, data: st.DataObject
+) -> None:
+    shaped = data.draw(st.lists(token_shaped(issuer), min_size=2, max_size=4), label="tokens")
+    # Each token's header with every token's rest, so that known headers meet new rests.
+    headers = [token.partition(".")[0] for token in shaped]
+    rests = [token.partition(".")[2] for token in shaped]
+    for header in headers:
+        for rest in rests:
+            raw = f"{header}.{rest}"
+            with_memo = parsed_or_malformed(raw, header_memo)
+            event("malformed" if with_memo == "malformed" else "parsed")
+            assert with_memo == parsed_or_malformed(raw, None), raw
 
 
 # -- signed tokens with random claims ----------------------------------------------------

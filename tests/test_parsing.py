@@ -10,7 +10,7 @@ import pytest
 
 from flask_authflow.authenticator import Authenticator
 from flask_authflow.errors import InvalidIssuer, MalformedToken
-from flask_authflow.parsing import MAX_TOKEN_LENGTH, bearer_token, parse_token
+from flask_authflow.parsing import MAX_TOKEN_LENGTH, HeaderMemo, bearer_token, parse_token
 from flask_authflow.routing import Schemes
 
 
@@ -88,6 +88,46 @@ def test_well_formed_token_parses():
 def test_bad_headers_are_malformed(header):
     with pytest.raises(MalformedToken):
         parse_token(compact(header, {"iss": "x"}))
+
+
+@pytest.mark.parametrize("header", [{"kid": "k"}, {"alg": "RS256", "crit": []}, ["alg", "RS256"]])
+def test_bad_headers_are_never_remembered(header):
+    memo = HeaderMemo()
+    for _ in range(2):
+        with pytest.raises(MalformedToken):
+            parse_token(compact(header, {"iss": "x"}), memo)
+    assert len(memo) == 0
+
+
+def test_a_remembered_header_reads_as_it_did_the_first_time():
+    memo = HeaderMemo()
+    tokens = [compact({"alg": "ES256", "kid": "k2"}, {"iss": f"issuer-{n}"}) for n in range(3)]
+    parsed = [parse_token(token, memo) for token in tokens]
+    assert len(memo) == 1
+    assert parsed == [parse_token(token) for token in tokens]
+    assert {(token.algorithm, token.kid) for token in parsed} == {("ES256", "k2")}
+    assert [token.issuer for token in parsed] == ["issuer-0", "issuer-1", "issuer-2"]
+
+
+def test_a_remembered_header_still_needs_a_well_formed_rest():
+    memo = HeaderMemo()
+    good = compact(GOOD_HEADER, {"iss": "x"})
+    parse_token(good, memo)
+    header = good.split(".")[0]
+    for token in (f"{header}.e30", f"{header}.!!!.c2ln", f"{header}.{b64(b'[1]')}.c2ln"):
+        with pytest.raises(MalformedToken):
+            parse_token(token, memo)
+
+
+def test_the_header_memo_starts_over_when_full():
+    memo = HeaderMemo(max_size=2)
+    tokens = [compact({"alg": "RS256", "kid": f"k{number}"}, {"iss": "x"}) for number in range(5)]
+    for token in tokens:
+        parse_token(token, memo)
+        assert len(memo) <= 2
+    assert len(memo) == 1  # k0 and k1, then k2 and k3 filled it; k4 started it over
+    parse_token(tokens[-1], memo)
+    assert len(memo) == 1  # known: nothing added
 
 
 @pytest.mark.parametrize(

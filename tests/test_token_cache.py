@@ -53,15 +53,43 @@ def get_private(client: Any, token: str) -> Any:
     return client.get("/private", headers=bearer(token))
 
 
+def remember(client: Any, token: str) -> None:
+    """Present ``token`` twice: the cache admits a token on its second use."""
+    for _ in range(2):
+        assert get_private(client, token).status_code == 200
+
+
 # -- hits -----------------------------------------------------------------------------
 
 
-def test_a_repeated_token_is_verified_once(client, mint, verifications):
+def test_a_repeated_token_is_verified_on_its_first_two_uses_only(app, client, mint, verifications):
     token = mint()
     assert get_private(client, token).status_code == 200
+    assert token not in token_cache(app)  # a first use leaves only a mark
     assert get_private(client, token).status_code == 200
-    assert get_private(client, token).get_json() == {"sub": "auth0|user-1", "scheme": "Auth0"}
-    assert len(verifications) == 1
+    assert token in token_cache(app)
+    for _ in range(3):
+        assert get_private(client, token).get_json() == {"sub": "auth0|user-1", "scheme": "Auth0"}
+    assert len(verifications) == 2
+
+
+def test_a_token_used_once_takes_no_entry(app, client, mint, verifications):
+    for subject in ("a", "b", "c"):
+        assert get_private(client, mint(sub=subject)).status_code == 200
+    assert len(token_cache(app)) == 0
+    assert len(verifications) == 3
+
+
+def test_tokens_used_once_do_not_evict_a_cached_one(make_app, mint, verifications):
+    app = make_app(TOKEN_CACHE_SIZE=2)
+    client = app.test_client()
+    kept = mint(sub="kept")
+    remember(client, kept)
+    for number in range(10):
+        assert get_private(client, mint(sub=f"once-{number}")).status_code == 200
+    assert len(verifications) == 12
+    assert get_private(client, kept).status_code == 200
+    assert len(verifications) == 12  # still a hit
 
 
 def test_distinct_tokens_are_each_verified(client, mint, verifications):
@@ -86,9 +114,9 @@ def test_a_hit_still_asks_the_scheme_for_its_current_keys(app, client, mint, clo
     monkeypatch.setattr(keys, "key_set", key_set_spy)
     monkeypatch.setattr(keys, "fresh_key_set", fresh_key_set_spy)
     token = mint()
+    remember(client, token)  # two validations, which ask key_set()
     get_private(client, token)
-    get_private(client, token)
-    assert asked == [("key_set", "key-0"), ("fresh_key_set", clock.now)]
+    assert asked == [("key_set", "key-0")] * 2 + [("fresh_key_set", clock.now)]
 
 
 def test_a_hit_on_keys_due_for_a_refresh_asks_for_them_in_full(
@@ -96,7 +124,7 @@ def test_a_hit_on_keys_due_for_a_refresh_asks_for_them_in_full(
 ):
     keys = get_state(app).authenticator.schemes.auth0.keys
     token = mint()
-    get_private(client, token)
+    remember(client, token)
     clock.advance(601)  # past the TTL: no fresh keys, so the hit asks key_set()
     assert keys.fresh_key_set(clock.now) is None
     assert get_private(client, token).status_code == 200
@@ -106,9 +134,11 @@ def test_a_hit_on_keys_due_for_a_refresh_asks_for_them_in_full(
 
 def test_a_hit_gives_the_view_the_same_claims_as_validation(app, client, mint):
     token = mint(scope="read:messages write:messages", roles=["ops"])
-    first = client.get("/scoped", headers=bearer(token)).get_json()
-    second = client.get("/scoped", headers=bearer(token)).get_json()
-    assert first == second == {"scopes": ["read:messages", "write:messages"]}
+    validated = client.get("/scoped", headers=bearer(token)).get_json()
+    client.get("/scoped", headers=bearer(token))  # the second use caches the token
+    assert token in token_cache(app)
+    hit = client.get("/scoped", headers=bearer(token)).get_json()
+    assert validated == hit == {"scopes": ["read:messages", "write:messages"]}
     assert client.get("/roles", headers=bearer(token)).get_json() == {"roles": ["ops"]}
     assert len(token_cache(app)) == 1
 
@@ -116,15 +146,16 @@ def test_a_hit_gives_the_view_the_same_claims_as_validation(app, client, mint):
 @pytest.mark.parametrize("spelling", ["  bearer   {} ", "Bearer  {}", "BEARER {}", "Bearer {}\t"])
 def test_the_header_spelling_does_not_matter(client, mint, verifications, spelling):
     token = mint()
-    get_private(client, token)
+    remember(client, token)
     response = client.get("/private", headers={"Authorization": spelling.format(token)})
     assert response.status_code == 200
-    assert len(verifications) == 1
+    assert len(verifications) == 2
 
 
-def test_a_cached_token_with_something_after_it_is_still_malformed(client, mint):
+def test_a_cached_token_with_something_after_it_is_still_malformed(app, client, mint):
     token = mint()
-    get_private(client, token)
+    remember(client, token)
+    assert token in token_cache(app)
     for value in (f"Bearer {token} x", f"Bearer {token}.x", f"Bearer {token}, Bearer {token}"):
         response = client.get("/private", headers={"Authorization": value})
         assert response.status_code == 401
@@ -144,13 +175,13 @@ def test_the_longest_held_token_is_evicted_beyond_the_size(make_app, mint, verif
     client = app.test_client()
     a, b, c = mint(sub="a"), mint(sub="b"), mint(sub="c")
     for token in (a, b, a, c):  # a hit does not renew a: c evicts it, the first in
-        assert get_private(client, token).status_code == 200
-    assert len(verifications) == 3
+        remember(client, token)
+    assert len(verifications) == 6
     assert len(token_cache(app)) == 2
     get_private(client, b)
-    assert len(verifications) == 3
-    get_private(client, a)  # verified again, and now the newest: b goes
-    assert len(verifications) == 4
+    assert len(verifications) == 6
+    get_private(client, a)  # verified again, its mark still known: cached, and b goes
+    assert len(verifications) == 7
     assert a in token_cache(app) and b not in token_cache(app) and c in token_cache(app)
 
 
@@ -158,12 +189,17 @@ def test_a_hit_writes_nothing(make_app, mint):
     app = make_app()
     client = app.test_client()
     a, b = mint(sub="a"), mint(sub="b")
-    get_private(client, a)
-    get_private(client, b)
-    before = list(token_cache(app)._entries.items())
+    remember(client, a)
+    remember(client, b)
+    cache = token_cache(app)
+
+    def state() -> tuple[Any, ...]:
+        return list(cache._entries.items()), set(cache._marks), set(cache._older_marks)
+
+    before = state()
     for token in (a, b, a):
         assert get_private(client, token).status_code == 200
-    assert list(token_cache(app)._entries.items()) == before
+    assert state() == before
 
 
 def test_size_zero_turns_the_cache_off(make_app, mint, verifications):
@@ -188,10 +224,10 @@ def test_an_entry_is_dropped_at_exp(make_app, mint, clock, verifications):
     client = app.test_client()
     expires = int(clock.now) + 100
     token = mint(exp=expires)
-    get_private(client, token)
+    remember(client, token)
     clock.now = expires - 0.5
     assert get_private(client, token).status_code == 200
-    assert len(verifications) == 1
+    assert len(verifications) == 2
     clock.now = expires
     response = get_private(client, token)
     assert response.status_code == 401
@@ -202,7 +238,8 @@ def test_an_entry_is_dropped_at_exp(make_app, mint, clock, verifications):
 def test_the_clock_skew_applies_to_cached_tokens_as_to_new_ones(app, client, mint, clock):
     expires = int(clock.now) + 100
     token = mint(exp=expires)
-    get_private(client, token)
+    remember(client, token)
+    assert token in token_cache(app)
     clock.now = expires + 59
     assert get_private(client, token).status_code == 200
     clock.now = expires + 60
@@ -212,7 +249,8 @@ def test_the_clock_skew_applies_to_cached_tokens_as_to_new_ones(app, client, min
 def test_a_clock_set_back_before_nbf_is_not_trusted(app, client, mint, clock):
     not_before = int(clock.now) + 30  # accepted at once thanks to the 60 s skew
     token = mint(nbf=not_before)
-    assert get_private(client, token).status_code == 200
+    remember(client, token)
+    assert token in token_cache(app)
     clock.now = not_before - 61
     response = get_private(client, token)
     assert response.get_json()["error_description"] == "The token is not valid yet"
@@ -225,7 +263,8 @@ def test_a_jwks_rotation_that_removes_the_key_ends_its_tokens(
     app, client, mint, clock, jwks_server, signing_keys
 ):
     token = mint()  # signed by key-0
-    assert get_private(client, token).status_code == 200
+    remember(client, token)
+    assert token in token_cache(app)
     jwks_server.serve_keys(signing_keys[1].jwk, signing_keys[2].jwk)
     clock.advance(601)  # past AUTHFLOW_JWKS_CACHE_TTL: the next request refreshes
     response = get_private(client, token)
@@ -239,34 +278,36 @@ def test_a_refetched_key_set_empties_the_entries_of_the_old_one(
     app, client, mint, clock, jwks_server, signing_keys, verifications
 ):
     kept, other = mint(sub="kept"), mint(sub="other")
-    get_private(client, kept)
-    get_private(client, other)
+    remember(client, kept)
+    remember(client, other)
+    assert other in token_cache(app)
     clock.advance(601)
     assert get_private(client, kept).status_code == 200  # same keys, fetched anew
     assert jwks_server.jwks_hits() == 2
-    assert len(verifications) == 3
+    assert len(verifications) == 5
     assert other not in token_cache(app)
     assert get_private(client, kept).status_code == 200
-    assert len(verifications) == 3
+    assert len(verifications) == 5
 
 
 def test_cached_tokens_keep_working_while_the_provider_is_down(
     client, mint, clock, jwks_server, verifications
 ):
     token = mint()
-    get_private(client, token)
+    remember(client, token)
     jwks_server.serve(status=500)
     clock.advance(601)
     assert get_private(client, token).status_code == 200
     assert jwks_server.jwks_hits() == 2
-    assert len(verifications) == 1  # the failed refresh kept the same key set
+    assert len(verifications) == 2  # the failed refresh kept the same key set
 
 
 def test_a_hit_answers_503_when_no_keys_can_be_had(make_app, mint, clock, jwks_server):
     app = make_app(JWKS_CACHE_TTL=600, JWKS_MAX_STALE=600)
     client = app.test_client()
     token = mint(exp=int(clock.now) + 7200)
-    get_private(client, token)
+    remember(client, token)
+    assert token in token_cache(app)
     jwks_server.serve(status=500)
     clock.advance(601)
     response = get_private(client, token)
@@ -290,8 +331,8 @@ def test_a_development_key_reset_ends_its_tokens(make_app, clock, tmp_path, veri
     store = UserSecretsStore(tmp_path / "usersecrets", "cache-test")
     token = dev_token(store, clock)
     assert get_private(client, token).get_json() == {"sub": "dev", "scheme": "UserJwts"}
-    assert get_private(client, token).status_code == 200
-    assert verifications == ["HS256"]
+    remember(client, token)  # its second and third use: cached, then a hit
+    assert verifications == ["HS256"] * 2
     store.reset_key("UserJwts", DEV_ISSUER)
     clock.advance(2)  # the key watcher looks at the file at most once a second
     response = get_private(client, token)
@@ -328,8 +369,9 @@ def test_a_view_cannot_change_what_the_next_request_sees(make_app, mint):
 
     client = app.test_client()
     token = mint(scope="read:messages", groups=["users"], meta={"tier": "free"})
-    client.get("/meddle", headers=bearer(token))
-    assert refused == ["claims item", "nested claim", "nested object", "scopes", "attribute"]
+    for _ in range(3):  # validated, validated and cached, a hit
+        client.get("/meddle", headers=bearer(token))
+    assert refused == ["claims item", "nested claim", "nested object", "scopes", "attribute"] * 3
     routed = token_cache(app).get(token)
     assert routed is not None and routed.cached is not None
     cached = routed.cached
@@ -371,14 +413,19 @@ def test_failures_are_never_cached(app, client, mint, clock, signing_keys, verif
             counts.append(len(verifications) - before)
         assert counts[1] == counts[0], description  # the second try did the same work
         checked_signatures += counts[0]
-    assert len(token_cache(app)) == 0
+    cache = token_cache(app)
+    assert len(cache) == 0
+    assert cache._marks == set() and cache._older_marks == set()  # not even a mark
     assert checked_signatures > 0
 
 
-def test_a_token_that_failed_is_cached_once_it_passes(app, client, mint, clock):
+def test_a_token_that_failed_is_cached_on_its_second_pass(app, client, mint, clock):
     token = mint(nbf=int(clock.now) + 120)
-    assert get_private(client, token).status_code == 401
+    for _ in range(2):
+        assert get_private(client, token).status_code == 401
     clock.advance(120)
+    assert get_private(client, token).status_code == 200
+    assert token not in token_cache(app)  # the failures left no mark
     assert get_private(client, token).status_code == 200
     assert token in token_cache(app)
 
@@ -416,6 +463,29 @@ def test_discard_where_drops_exactly_the_matching_entries():
     cache.put("c", entry(version=1.0, scheme="UserJwts"))
     assert cache.discard_where(lambda e: e.scheme.name == "Auth0" and e.key_version != 2.0) == 1
     assert "a" not in cache and "b" in cache and "c" in cache
+
+
+def test_admits_says_yes_from_the_second_use():
+    cache: TokenCache[CachedToken] = TokenCache(4)
+    assert [cache.admits("t"), cache.admits("t"), cache.admits("t")] == [False, True, True]
+
+
+def test_the_marks_are_bounded_and_the_newest_are_kept():
+    cache: TokenCache[CachedToken] = TokenCache(3)
+    for number in range(10):
+        assert not cache.admits(f"token-{number}")
+        assert len(cache._marks) <= 3 and len(cache._older_marks) <= 3
+    known = [hash(f"token-{number}") in cache._marks | cache._older_marks for number in range(10)]
+    # Two generations: tokens 6 to 8, and 9; the older ones are forgotten.
+    assert known == [False] * 6 + [True] * 4
+    assert cache.admits("token-6")
+
+
+def test_clear_forgets_the_marks():
+    cache: TokenCache[CachedToken] = TokenCache(4)
+    cache.admits("t")
+    cache.clear()
+    assert not cache.admits("t")
 
 
 def test_a_cache_needs_a_positive_size():
