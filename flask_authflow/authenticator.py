@@ -93,7 +93,7 @@ class Authenticator:
                 if hit is not None:
                     return hit
             token = parse_token(raw, self._headers)
-            return RoutedToken(token=token, scheme=route_by_issuer(token, self.schemes))
+            return RoutedToken(token, route_by_issuer(token, self.schemes))
         except AuthError as error:
             return RoutedToken(error=error)
         except Exception:  # noqa: BLE001 - the one guard that turns surprises into a 401

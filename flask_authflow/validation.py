@@ -68,11 +68,12 @@ def validate(token: UnverifiedToken, scheme: Scheme, now: float) -> tuple[Token,
         raise InvalidIssuer()
     key_set = scheme.keys.key_set(token.kid)
     verify_signature(token, key_set)
-    check_lifetime(token.payload, now, scheme.clock_skew)
-    if not _audience_matches(token.payload.get("aud"), scheme.audiences):
+    payload = token.payload
+    check_lifetime(payload, now, scheme.clock_skew)
+    if not _audience_matches(payload.get("aud"), scheme.audiences):
         raise InvalidAudience()
     # The payload was parsed for this token alone: the Token takes it over uncopied.
-    return Token._own(token.raw, scheme.name, token.payload, scheme.role_claims), key_set
+    return Token._own(token.raw, scheme.name, payload, scheme.role_claims), key_set
 
 
 def verify_signature(token: UnverifiedToken, key_set: KeySet) -> None:
