@@ -7,6 +7,7 @@ from flask import Blueprint, Flask
 from support import bearer
 
 from flask_authflow import AuthFlow, current_token, requires_auth, requires_role, requires_scope
+from flask_authflow.token import Token
 
 
 def test_bare_and_called_requires_auth_both_protect(make_app, mint):
@@ -53,6 +54,29 @@ def test_current_token_fields(make_app, mint):
         "roles": ["namespaced", "r1", "r2", "single"],
         "raw_matches": True,
     }
+
+
+def test_every_token_attribute_reads_the_same_through_current_token(make_app, mint):
+    app = make_app()
+    public = [name for name in dir(Token) if not name.startswith("_")]
+    assert {"raw", "scheme", "claims", "scopes", "roles", "subject", "issuer", "expires_at"} <= set(public)
+
+    @app.get("/attributes")
+    @requires_auth
+    def attributes():
+        token = current_token._get_current_object()  # type: ignore[attr-defined]
+        return {name: getattr(current_token, name) == getattr(token, name) for name in public}
+
+    body = app.test_client().get("/attributes", headers=bearer(mint())).get_json()
+    assert body == dict.fromkeys(public, True)
+
+
+def test_current_token_attributes_refuse_outside_a_protected_view(make_app):
+    app = make_app()
+    with app.test_request_context():
+        for name in ("subject", "claims", "issuer", "expires_at"):
+            with pytest.raises(RuntimeError, match="only available inside a protected view"):
+                getattr(current_token, name)
 
 
 def test_claims_are_read_only(make_app, mint):
