@@ -111,8 +111,9 @@ class TokenCache(Generic[V]):
         a mark. A token presented once (a client that fetches a token per call) thus
         costs no cache entry and evicts nothing, and a token in use is cached from its
         second request on, for the price of one more verification. The marks are
-        ``hash(raw)``, at most ``2 * max_size`` of them: the oldest generation is
-        dropped when the newer one is full. They decide only what is remembered, never
+        ``hash(raw)``, about ``2 * max_size`` of them at most (threads racing past a
+        generation's size check may add one each): the oldest generation is dropped
+        when the newer one is full. They decide only what is remembered, never
         whether a token is accepted, so a lost mark (two threads starting a generation
         at once) or a hash collision costs at most one verification more or less.
         """

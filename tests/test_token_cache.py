@@ -501,7 +501,8 @@ def test_concurrent_use_keeps_the_bound():
     def work(offset: int) -> None:
         try:
             for number in range(2000):
-                cache.put(f"{offset}-{number}", shared)
+                if cache.admits(f"{offset}-{number % 300}"):
+                    cache.put(f"{offset}-{number}", shared)
                 cache.get(f"{offset}-{number - 1}")
                 cache.discard(f"{offset}-{number - 2}", shared)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
@@ -514,4 +515,6 @@ def test_concurrent_use_keeps_the_bound():
         thread.join()
     assert errors == []
     assert len(cache) <= 50
+    # Each generation of marks may overshoot by the threads that raced its last check.
+    assert len(cache._marks) <= 50 + 4 and len(cache._older_marks) <= 50 + 4
 
