@@ -128,8 +128,9 @@ def _frozen_object(value: dict[str, Any]) -> Mapping[str, Any]:
 def _frozen(value: Any) -> Any:
     if value.__class__ in _IMMUTABLE:
         return value
-    if isinstance(value, dict):
-        return _frozen_object(value)
+    if isinstance(value, Mapping):
+        # Copied: from_claims() copies only the top level of its argument.
+        return _frozen_object(dict(value))
     if isinstance(value, list):
         return tuple(_frozen(item) for item in value)
     return value

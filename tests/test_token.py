@@ -62,6 +62,15 @@ def test_from_claims_copies_the_callers_dict():
     assert made.claims["sub"] == made.subject == "user-1"
 
 
+def test_from_claims_copies_nested_objects_and_arrays_too():
+    claims = {"sub": "user-1", "meta": {"tier": "free"}, "groups": ["users"]}
+    made = Token.from_claims("raw", "Auth0", claims)
+    claims["meta"]["tier"] = "gold"
+    claims["groups"].append("admins")
+    assert made.claims["meta"] == {"tier": "free"}
+    assert made.claims["groups"] == ("users",)
+
+
 def test_own_takes_the_dict_over_without_copying_flat_claims():
     claims = {"sub": "user-1", "exp": 1, "scope": "a"}
     made = Token._own("raw", "Auth0", claims, ())
