@@ -118,8 +118,7 @@ class Authenticator:
                     # KeysUnavailable, exactly as validation would).
                     keys = source.key_set(cached.kid)
                 # Still good while validation would pass again: the keys the signature
-                # was checked with, and the bounds of check_lifetime(), which are
-                # now - skew < exp and now + skew >= nbf.
+                # was checked with, and the lifetime_bounds() that validation checks.
                 if keys.version == cached.key_version and cached.valid_from <= now < cached.valid_until:
                     return cached.token
                 raw = cached.token.raw

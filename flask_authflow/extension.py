@@ -157,7 +157,7 @@ def authenticate_request() -> Token:
     # proxy costs more than a whole token-cache hit). g's attributes are read and
     # written through its __dict__: g.get() and setattr(g, ...) are Python-level
     # methods, and a missing attribute costs an exception inside Flask.
-    request_globals: dict[str, Any] = vars(g._get_current_object())
+    request_globals = request_state()
     token: Token | None = request_globals.get(TOKEN_ATTR)
     if token is not None:
         return token
@@ -212,6 +212,16 @@ def _check_globals_class(app: Flask) -> None:
         ) from None
 
 
+def request_state() -> dict[str, Any]:
+    """``g``'s ``__dict__``, where Flask-AuthFlow keeps its state for the request
+    (:func:`_check_globals_class` makes sure there is one).
+
+    :raises RuntimeError: outside an app context.
+    """
+    state: dict[str, Any] = vars(g._get_current_object())
+    return state
+
+
 def _request_object() -> Request:
     request_object: Request = request._get_current_object()  # type: ignore[attr-defined]
     return request_object
@@ -229,10 +239,9 @@ def _routing_hook(authenticator: Authenticator) -> Callable[[], None]:
         """Read the token's issuer and pick its scheme. Problems are only recorded, so
         public views answer the same with any token or none. Without an
         ``Authorization`` header there is nothing to route."""
-        environ = request._get_current_object().environ  # type: ignore[attr-defined]
-        authorization = environ.get("HTTP_AUTHORIZATION")
+        authorization = _request_object().environ.get("HTTP_AUTHORIZATION")
         if authorization is not None:
-            vars(g._get_current_object())[ROUTED_ATTR] = (authenticator, route(authorization))
+            request_state()[ROUTED_ATTR] = (authenticator, route(authorization))
 
     return route_request
 

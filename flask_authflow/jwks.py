@@ -130,16 +130,12 @@ class JwksCache:
         :raises KeysUnavailable: when there are no keys, or only keys older than
             ``max_stale``; ``retry_after`` is the time until the next attempt.
         """
-        keys = self._keys
-        if (
-            keys is not None
-            and kid is not None
-            and keys.knows(kid)
-            and self._age(keys) < self.policy.ttl
-        ):
-            return keys  # the common case: fresh keys that know the kid, one clock read
-        if keys is None or self._age(keys) >= self.policy.ttl:
-            keys = self._refresh(seen=keys, unknown_kid=None)
+        fresh = self.fresh_key_set(self._clock())
+        if fresh is not None and (kid is None or fresh.knows(kid)):
+            # The common case, decided with one clock read. Fresh keys are never too
+            # old: configuration holds max_stale >= ttl.
+            return fresh
+        keys = fresh if fresh is not None else self._refresh(seen=self._keys, unknown_kid=None)
         if kid is not None and keys is not None and not keys.knows(kid):
             keys = self._refresh(seen=keys, unknown_kid=kid)
         if keys is None or self._too_old(keys):

@@ -39,14 +39,13 @@ nothing); each such value holds a :class:`CachedToken`.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
 from .token import Token
-from .validation import Scheme
+from .validation import Scheme, lifetime_bounds
 
 V = TypeVar("V")
 
@@ -69,16 +68,7 @@ class CachedToken(NamedTuple):
 
     @classmethod
     def of(cls, token: Token, scheme: Scheme, kid: str | None, key_version: float) -> CachedToken:
-        claims = token.claims
-        not_before = claims.get("nbf")
-        return cls(
-            token,
-            scheme,
-            kid,
-            key_version,
-            -math.inf if not_before is None else not_before - scheme.clock_skew,
-            claims["exp"] + scheme.clock_skew,
-        )
+        return cls(token, scheme, kid, key_version, *lifetime_bounds(token.claims, scheme.clock_skew))
 
 
 class TokenCache(Generic[V]):

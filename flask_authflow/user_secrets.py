@@ -278,13 +278,9 @@ class SigningKeyWatcher:
         return self._current[1]
 
     def check_due(self, now: float) -> bool:
-        """Whether :meth:`keys` at ``now`` would look at the file again."""
+        """Whether :meth:`current` at ``now`` would look at the file again."""
         checked_at = self._checked_at
         return checked_at is None or now - checked_at >= self._interval
-
-    def keys(self) -> tuple[UserSigningKey, ...]:
-        """The keys of the issuer, as of the last check; see :meth:`current`."""
-        return self.current()[0]
 
     def current(self) -> tuple[tuple[UserSigningKey, ...], int]:
         """The keys of the issuer and their version, as of the last check.

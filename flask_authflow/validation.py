@@ -8,8 +8,10 @@ checked before any key work, so a foreign token never causes a key fetch.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import (
     ExpiredToken,
@@ -87,16 +89,29 @@ def verify_signature(token: UnverifiedToken, key_set: KeySet) -> None:
     raise InvalidSignature() if token.kid is not None else SigningKeyNotFound()
 
 
-def check_lifetime(payload: dict[str, object], now: float, clock_skew: float) -> None:
+def check_lifetime(payload: Mapping[str, Any], now: float, clock_skew: float) -> None:
     """``exp`` must be present and not past; ``nbf``, when present, must be reached."""
+    valid_from, valid_until = lifetime_bounds(payload, clock_skew)
+    if now >= valid_until:
+        raise ExpiredToken()
+    if now < valid_from:
+        raise TokenNotYetValid()
+
+
+def lifetime_bounds(payload: Mapping[str, Any], clock_skew: float) -> tuple[float, float]:
+    """The instants a token is valid: ``valid_from <= now < valid_until``, clock skew
+    included on both sides. The one rule for validation and for cached tokens.
+
+    :raises MissingExpiration: without ``exp``.
+    """
     expires = payload.get("exp")
     if expires is None:
         raise MissingExpiration()
-    if now - clock_skew >= expires:  # type: ignore[operator]
-        raise ExpiredToken()
     not_before = payload.get("nbf")
-    if not_before is not None and now + clock_skew < not_before:  # type: ignore[operator]
-        raise TokenNotYetValid()
+    return (
+        -math.inf if not_before is None else not_before - clock_skew,
+        expires + clock_skew,
+    )
 
 
 def _audience_matches(audience: str | list[str] | None, accepted: frozenset[str]) -> bool:

@@ -422,14 +422,14 @@ def test_the_watcher_stats_at_most_once_per_interval(counting_store: CountingSto
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock, interval=1.0)
 
     for _ in range(50):
-        assert watcher.keys() == (key,)
+        assert watcher.current()[0] == (key,)
     assert (counting_store.stats, counting_store.reads) == (1, 1)
 
     clock.now += 0.999
-    watcher.keys()
+    watcher.current()
     assert counting_store.stats == 1
     clock.now += 0.001
-    watcher.keys()
+    watcher.current()
     assert (counting_store.stats, counting_store.reads) == (2, 1), "unchanged file: no re-read"
 
 
@@ -438,7 +438,7 @@ def test_check_due_says_when_keys_would_look_at_the_file(counting_store: Countin
     clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock, interval=1.0)
     assert watcher.check_due(clock.now), "never checked yet"
-    watcher.keys()
+    watcher.current()
     assert not watcher.check_due(clock.now + 0.999)
     assert watcher.check_due(clock.now + 1.0)
     assert counting_store.stats == 1, "check_due itself never looks at the file"
@@ -455,7 +455,7 @@ def test_development_keys_are_fresh_only_between_checks(counting_store: Counting
 
     counting_store.reset_key("UserJwts", ISSUER)
     clock.now += 1.0
-    keys._watcher.keys()  # the watcher sees the reset before the key source rebuilds
+    keys._watcher.current()  # the watcher sees the reset before the key source rebuilds
     assert keys.fresh_key_set(clock.now) is None, "keys changed since the last key set"
     assert keys.key_set(None).version > current.version
     assert keys.fresh_key_set(clock.now) is not None
@@ -466,25 +466,25 @@ def test_the_watcher_picks_up_a_reset_after_the_interval(counting_store: Countin
     old = counting_store.get_or_create_key("UserJwts", ISSUER)
     clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
-    assert watcher.keys() == (old,)
+    assert watcher.current()[0] == (old,)
     version = watcher.version
 
     new = counting_store.reset_key("UserJwts", ISSUER)
-    assert watcher.keys() == (old,), "within the interval the last keys stand"
+    assert watcher.current()[0] == (old,), "within the interval the last keys stand"
     clock.now += 1.0
-    assert watcher.keys() == (new,)
+    assert watcher.current()[0] == (new,)
     assert watcher.version == version + 1
 
 
 def test_the_watcher_sees_the_first_key_appear(counting_store: CountingStore) -> None:
     clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
-    assert watcher.keys() == ()
+    assert watcher.current()[0] == ()
     assert watcher.version == 0
 
     key = counting_store.get_or_create_key("UserJwts", ISSUER)
     clock.now += 5
-    assert watcher.keys() == (key,)
+    assert watcher.current()[0] == (key,)
     assert watcher.version == 1
 
 
@@ -494,12 +494,12 @@ def test_the_version_stays_when_the_file_changes_but_not_the_keys(
     counting_store.get_or_create_key("UserJwts", ISSUER)
     clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
-    watcher.keys()
+    watcher.current()
     version = watcher.version
 
     counting_store.get_or_create_key("UserJwts", "another-issuer")
     clock.now += 1
-    watcher.keys()
+    watcher.current()
     assert counting_store.reads == 2
     assert watcher.version == version
 
@@ -511,7 +511,7 @@ def test_a_corrupt_file_keeps_the_last_good_keys_and_is_logged_once(
     value = base64.b64encode(key.value).decode()
     clock = Clock(1000.0)
     watcher = SigningKeyWatcher(counting_store, ISSUER, clock=clock)
-    watcher.keys()
+    watcher.current()
     version = watcher.version
 
     corrupt = json.dumps({USER_JWTS_KEYS: [{**key_entry(key.id, value=value), "Length": 8}]})
@@ -519,7 +519,7 @@ def test_a_corrupt_file_keeps_the_last_good_keys_and_is_logged_once(
     with caplog.at_level(logging.WARNING, logger="flask_authflow.user_secrets"):
         for _ in range(3):
             clock.now += 1
-            assert watcher.keys() == (key,)
+            assert watcher.current()[0] == (key,)
 
     assert watcher.version == version
     assert len(caplog.records) == 1
