@@ -6,8 +6,11 @@
 Each setup runs twice in a fresh process under callgrind, for 100 and for 500
 requests after a warm-up; the difference of the two totals over 400 is the cost of
 one request. Tokens are minted beforehand (signing is not counted), hashing is seeded
-and garbage collection is off during the loop, so that repeated runs agree to well
-under 1 %. Ratios are to the unprotected view. Instructions are not time (RSA's
+and garbage collection is off during the loop. Runs of the same code agree to within
+1 % for most setups, but the two with one repeated RS256 token (``authflow-repeated``,
+``authflow-nocache``) land on one of a few levels about 28k instructions per request
+apart (350k, 379k or 407k for a cache hit), depending on the run's key and tokens;
+the cause is not found. Compare those two only within one run, or over several. Ratios are to the unprotected view. Instructions are not time (RSA's
 vector code does more per instruction than the interpreter), but a change that saves
 instructions on the request path saves time.
 """
