@@ -11,11 +11,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast, overload
 
-from flask import current_app
+from flask import current_app, g
 from werkzeug.local import LocalProxy
 
 from .errors import Forbidden, InsufficientScope, MissingRole
-from .extension import TOKEN_ATTR, announce_failure, authenticate_request, request_state
+from .extension import TOKEN_ATTR, announce_failure, authenticate_request
 from .token import Token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _current_token() -> Token:
     try:
-        token: Token | None = request_state().get(TOKEN_ATTR)
+        # g's __dict__, as authenticate_request() keeps it there.
+        token: Token | None = vars(g._get_current_object()).get(TOKEN_ATTR)
     except RuntimeError:  # no app context
         token = None
     if token is None:

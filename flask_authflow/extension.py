@@ -156,8 +156,10 @@ def authenticate_request() -> Token:
     # through Flask's proxies costs a context lookup (request.environ through the
     # proxy costs more than a whole token-cache hit). g's attributes are read and
     # written through its __dict__: g.get() and setattr(g, ...) are Python-level
-    # methods, and a missing attribute costs an exception inside Flask.
-    request_globals = request_state()
+    # methods, and a missing attribute costs an exception inside Flask. The same
+    # expression stands in the routing hook and in current_token, each written out:
+    # a shared helper measured +0.009 on the repeated-token ratio (target 1.15).
+    request_globals: dict[str, Any] = vars(g._get_current_object())
     token: Token | None = request_globals.get(TOKEN_ATTR)
     if token is not None:
         return token
@@ -212,16 +214,6 @@ def _check_globals_class(app: Flask) -> None:
         ) from None
 
 
-def request_state() -> dict[str, Any]:
-    """``g``'s ``__dict__``, where Flask-AuthFlow keeps its state for the request
-    (:func:`_check_globals_class` makes sure there is one).
-
-    :raises RuntimeError: outside an app context.
-    """
-    state: dict[str, Any] = vars(g._get_current_object())
-    return state
-
-
 def _request_object() -> Request:
     request_object: Request = request._get_current_object()  # type: ignore[attr-defined]
     return request_object
@@ -239,9 +231,12 @@ def _routing_hook(authenticator: Authenticator) -> Callable[[], None]:
         """Read the token's issuer and pick its scheme. Problems are only recorded, so
         public views answer the same with any token or none. Without an
         ``Authorization`` header there is nothing to route."""
-        authorization = _request_object().environ.get("HTTP_AUTHORIZATION")
+        # Written out rather than through _request_object() and a g helper: this runs
+        # on every request, and the calls measurably cost (see authenticate_request).
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
+        authorization = environ.get("HTTP_AUTHORIZATION")
         if authorization is not None:
-            request_state()[ROUTED_ATTR] = (authenticator, route(authorization))
+            vars(g._get_current_object())[ROUTED_ATTR] = (authenticator, route(authorization))
 
     return route_request
 
